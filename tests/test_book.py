@@ -1,0 +1,95 @@
+"""Checks of the book's own rules: clean notebooks, one repository URL, table of contents, template, CI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "book/ holds no chapter notebooks"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_notebook_committed_without_outputs(path):
+    dirty = [i for i, c in enumerate(_cells(path)) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not dirty, f"{path.name}: code cells {dirty} hold outputs or execution counts; clear them before committing"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_setup_cell_installs_from_the_configured_repository(path):
+    url = _config()["repository"]["url"].rstrip("/")
+    first_code = next(_source(c) for c in _cells(path) if c["cell_type"] == "code")
+    found = re.findall(r'REPO_URL\s*=\s*"([^"]+)"', first_code)
+    assert found == [url], f"{path.name}: first code cell must set REPO_URL = {url!r}, found {found}"
+    assert "pip" in first_code and "seed_everything" in first_code and "get_device" in first_code
+
+
+def test_table_of_contents_lists_every_chapter_once():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    listed = [entry["file"] for entry in toc["chapters"]]
+    assert len(listed) == len(set(listed))
+    for path in CHAPTERS:
+        assert f"book/{path.stem}" in listed, f"{path.name} is missing from _toc.yml"
+    for entry in listed + [toc["root"]]:
+        assert any((ROOT / f"{entry}{ext}").is_file() for ext in (".ipynb", ".md")), f"_toc.yml lists missing {entry}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_follows_the_template(path):
+    headings = [line.strip() for c in _cells(path) if c["cell_type"] == "markdown" for line in _source(c).splitlines() if line.startswith("#")]
+    assert headings[0].startswith("# "), f"{path.name} must open with a level-1 title"
+    for required in ("## Overview", "## Summary", "## Exercises"):
+        assert required in headings, f"{path.name} lacks the section {required!r}"
+    assert headings.index("## Overview") < headings.index("## Summary") < headings.index("## Exercises")
+    text = "\n".join(_source(c) for c in _cells(path) if c["cell_type"] == "markdown")
+    assert "{solution}" in text and ":class: dropdown" in text, f"{path.name}: exercises need dropdown solutions"
+    assert "{glue:text}" in text, f"{path.name}: numbers in the prose must be glued from cells"
+    asserts = [c for c in _cells(path) if c["cell_type"] == "code" and re.search(r"^assert ", _source(c), re.M)]
+    assert asserts, f"{path.name}: the chapter's claims must be asserted in code cells"
+
+
+def test_runtime_table_covers_every_chapter_within_budget():
+    with open(ROOT / "book" / "runtimes.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    numbers = {row["Chapter"].split(".")[0] for row in rows}
+    for path in CHAPTERS:
+        number = path.stem.split("_")[0].lstrip("0")
+        assert number in numbers, f"book/runtimes.csv has no time for {path.name}; run tools/time_chapters.py"
+    for row in rows:
+        assert 0 < float(row["Run time on CPU (s)"]) <= float(row["Budget (s)"]), row
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, re.S)
+    test_command = next(b for b in blocks if "pytest" in b).strip()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_command in [line.strip() for line in ci], f".ci/run must run the README's test command {test_command!r}"
+    build_command = next(b for b in blocks if "jupyter-book build" in b)
+    assert "requirements.txt" in build_command
+
+
+def test_requirements_pin_torch():
+    req = (ROOT / "requirements.txt").read_text().split()
+    assert "torch==2.14.1" in req and "torchvision==0.29.1" in req

@@ -1,0 +1,223 @@
+"""Unit tests of utils.models: the U-Net and the model-agnostic helpers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from utils.data import DigitScenes, make_loader
+from utils.models import UNet, count_parameters, forward_logits, mc_dropout_mode, predict_logits
+
+
+class DictWrapper(nn.Module):
+    """A torchvision-style model: returns ``{"out": logits, "aux": ...}``."""
+
+    def __init__(self, inner: nn.Module, key: str = "out") -> None:
+        super().__init__()
+        self.inner, self.key = inner, key
+
+    def forward(self, x):
+        y = self.inner(x)
+        return {self.key: y, "aux": y * 0}
+
+
+class Lambda(nn.Module):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+# --- UNet ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [64, 32])
+def test_unet_output_shape(tiny_unet, size):
+    out = tiny_unet(torch.rand(2, 1, size, size))
+    assert out.shape == (2, 11, size, size)
+
+
+def test_unet_custom_channels_and_depth():
+    model = UNet(in_channels=3, num_classes=5, width=4, depth=2).eval()
+    assert model(torch.rand(1, 3, 16, 16)).shape == (1, 5, 16, 16)
+    assert model.config == dict(in_channels=3, num_classes=5, width=4, depth=2, dropout=0.1)
+
+
+def test_default_parameter_count():
+    n = count_parameters(UNet())
+    assert 400_000 <= n <= 600_000
+    assert count_parameters(UNet(width=4)) < n
+
+
+def test_count_parameters_counts_only_trainable():
+    model = UNet(width=4)
+    total = sum(p.numel() for p in model.parameters())
+    assert count_parameters(model) == total
+    model.head.weight.requires_grad_(False)
+    assert count_parameters(model) == total - model.head.weight.numel()
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"width": 0}, "width"),
+        ({"width": 2.5}, "width"),
+        ({"in_channels": 0}, "in_channels"),
+        ({"num_classes": -1}, "num_classes"),
+        ({"depth": 0}, "depth"),
+        ({"depth": 7}, "depth"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"dropout": -0.1}, "dropout"),
+    ],
+)
+def test_unet_rejects_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        UNet(**kwargs)
+
+
+# --- forward_logits -----------------------------------------------------------------------------
+
+
+def test_forward_logits_plain_and_dict(tiny_unet):
+    x = torch.rand(2, 1, 32, 32)
+    plain = forward_logits(tiny_unet, x)
+    wrapped = forward_logits(DictWrapper(tiny_unet), x)
+    assert plain.shape == (2, 11, 32, 32)
+    assert torch.equal(plain, wrapped)
+
+
+def test_forward_logits_rejects_dict_without_out(tiny_unet):
+    with pytest.raises(ValueError, match="out"):
+        forward_logits(DictWrapper(tiny_unet, key="logits"), torch.rand(1, 1, 32, 32))
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: x.mean(1),  # 3-D output
+        lambda x: x[:, :, ::2, ::2].repeat(1, 11, 1, 1),  # wrong H, W
+        lambda x: x[:1].repeat(1, 11, 1, 1),  # wrong batch size
+        lambda x: [x],  # not a tensor
+    ],
+)
+def test_forward_logits_rejects_wrong_output_shapes(fn):
+    with pytest.raises(ValueError):
+        forward_logits(Lambda(fn), torch.rand(2, 1, 8, 8))
+
+
+def test_forward_logits_rejects_bad_inputs(tiny_unet):
+    with pytest.raises(TypeError):
+        forward_logits(tiny_unet, [[0.0]])
+    with pytest.raises(TypeError):
+        forward_logits(tiny_unet, torch.zeros(1, 1, 32, 32, dtype=torch.int64))
+    with pytest.raises(TypeError):
+        forward_logits(lambda x: x, torch.rand(1, 1, 32, 32))
+    with pytest.raises(ValueError):
+        forward_logits(tiny_unet, torch.rand(1, 32, 32))
+
+
+# --- mc_dropout_mode ----------------------------------------------------------------------------
+
+
+def test_mc_dropout_mode_sets_module_modes(tiny_unet):
+    tiny_unet.train()
+    assert mc_dropout_mode(tiny_unet) is tiny_unet
+    assert not tiny_unet.training
+    kinds = {type(m) for m in tiny_unet.modules()}
+    assert nn.Dropout2d in kinds and nn.BatchNorm2d in kinds
+    for m in tiny_unet.modules():
+        if isinstance(m, nn.Dropout2d):
+            assert m.training
+        elif isinstance(m, nn.BatchNorm2d):
+            assert not m.training
+
+
+def test_mc_dropout_samples_differ_and_batchnorm_is_frozen(tiny_unet):
+    x = torch.rand(2, 1, 32, 32)
+    deterministic = tiny_unet(x)
+    mc_dropout_mode(tiny_unet)
+    buffers = {k: v.clone() for k, v in tiny_unet.state_dict().items() if "running" in k or "num_batches" in k}
+    with torch.no_grad():
+        a, b = tiny_unet(x), tiny_unet(x)
+    assert not torch.allclose(a, b)
+    assert not torch.allclose(a, deterministic)
+    for k, v in tiny_unet.state_dict().items():
+        if k in buffers:
+            assert torch.equal(v, buffers[k]), k
+    tiny_unet.eval()
+    assert torch.allclose(tiny_unet(x), deterministic)
+
+
+def test_mc_dropout_mode_needs_dropout():
+    with pytest.raises(ValueError, match="dropout"):
+        mc_dropout_mode(nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2)))
+    with pytest.raises(TypeError):
+        mc_dropout_mode("not a model")
+
+
+# --- predict_logits -----------------------------------------------------------------------------
+
+
+def test_predict_logits_tensor_and_loader_agree(tiny_unet):
+    data = DigitScenes("val", 5)
+    from_tensor = predict_logits(tiny_unet, data.images, batch_size=2)
+    from_loader = predict_logits(tiny_unet, make_loader("val", size=5, batch_size=3))
+    expected = tiny_unet(data.images).detach()
+    assert from_tensor.shape == from_loader.shape == (5, 11, 64, 64)
+    assert from_tensor.device.type == "cpu" and not from_tensor.requires_grad
+    assert torch.allclose(from_tensor, from_loader, atol=1e-5)
+    assert torch.allclose(from_tensor, expected, atol=1e-5)
+
+
+def test_predict_logits_accepts_plain_tensor_iterables(tiny_unet):
+    x = torch.rand(4, 1, 32, 32)
+    got = predict_logits(tiny_unet, [x[:3], x[3:]])
+    assert torch.allclose(got, predict_logits(tiny_unet, x), atol=1e-5)
+
+
+def test_predict_logits_leaves_model_mode_untouched(tiny_unet):
+    x = torch.rand(2, 1, 32, 32)
+    tiny_unet.eval()
+    predict_logits(tiny_unet, x)
+    assert not tiny_unet.training
+    tiny_unet.train()
+    predict_logits(tiny_unet, x)
+    assert tiny_unet.training and all(m.training for m in tiny_unet.modules())
+    mc_dropout_mode(tiny_unet)
+    a, b = predict_logits(tiny_unet, x), predict_logits(tiny_unet, x)
+    assert not torch.allclose(a, b)  # dropout still active
+    assert not tiny_unet.training and tiny_unet.drop.training
+
+
+def test_predict_logits_validation(tiny_unet):
+    with pytest.raises(ValueError, match="batch_size"):
+        predict_logits(tiny_unet, torch.rand(1, 1, 32, 32), batch_size=0)
+    with pytest.raises(ValueError, match="empty"):
+        predict_logits(tiny_unet, [])
+    with pytest.raises(TypeError):
+        predict_logits(tiny_unet, torch.zeros(1, 1, 32, 32, dtype=torch.uint8))
+
+
+# --- a torchvision model ------------------------------------------------------------------------
+
+
+def test_torchvision_segmentation_model_works_with_helpers():
+    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+    torch.manual_seed(0)
+    model = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=11).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        logits = forward_logits(model, x)
+        direct = model(x)["out"]
+    assert logits.shape == (1, 11, 64, 64)
+    assert torch.equal(logits, direct)
+    batch = torch.rand(3, 3, 64, 64)
+    pred = predict_logits(model, batch, batch_size=2)
+    assert pred.shape == (3, 11, 64, 64)
+    assert torch.allclose(pred[:1], predict_logits(model, batch[:1]), atol=1e-5)
+    assert not model.training

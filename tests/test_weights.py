@@ -1,0 +1,178 @@
+"""Unit tests of utils.weights: save/load round trip, checksums, errors, and the shipped weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from utils import weights
+from utils.data import DigitScenes
+from utils.models import UNet
+from utils.weights import WEIGHTS_DIR, WeightsError, available, load, manifest, save, sha256_of, update_manifest, verify
+
+COMMAND = "python -m utils.train --seed 7 --out somewhere"
+
+
+def _ship(model: UNet, directory: Path, name: str = "tiny") -> str:
+    sha = save(model, directory / f"{name}.pt")
+    update_manifest(directory, name, {"file": f"{name}.pt", "sha256": sha, "command": COMMAND})
+    return sha
+
+
+@pytest.fixture
+def shipped(tmp_path, tiny_unet):
+    _ship(tiny_unet, tmp_path)
+    return tmp_path, tiny_unet
+
+
+def test_weights_error_is_a_value_error():
+    assert issubclass(WeightsError, ValueError)
+
+
+def test_round_trip(shipped):
+    directory, model = shipped
+    assert available(directory) == ["tiny"]
+    loaded = load("tiny", directory=directory)
+    assert isinstance(loaded, UNet) and not loaded.training
+    assert loaded.config == model.config
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2
+        if a.is_floating_point():
+            assert b.dtype == torch.float32
+            assert torch.equal(b, a.half().float()), k  # exactly fp16 rounding, nothing else
+        else:
+            assert torch.equal(a, b), k
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=2e-2, rtol=1e-2)
+
+
+def test_save_returns_file_checksum_and_stores_half_precision(tmp_path, tiny_unet):
+    path = tmp_path / "m.pt"
+    sha = save(tiny_unet, path)
+    assert sha == sha256_of(path) and len(sha) == 64
+    blob = torch.load(path, weights_only=True)
+    assert blob["model_config"] == tiny_unet.config
+    assert all(v.dtype == torch.float16 for v in blob["state_dict"].values() if v.is_floating_point())
+    (tmp_path / "again").mkdir()
+    assert save(tiny_unet, tmp_path / "again" / "m.pt") == sha  # saving is reproducible
+
+
+def test_save_rejects_non_unet(tmp_path):
+    with pytest.raises(TypeError):
+        save(torch.nn.Linear(2, 2), tmp_path / "x.pt")
+
+
+def test_manifest_is_sorted_and_updates_in_place(tmp_path, tiny_unet):
+    _ship(tiny_unet, tmp_path, "b")
+    _ship(tiny_unet, tmp_path, "a")
+    update_manifest(tmp_path, "b", {"file": "b.pt", "sha256": "0" * 64, "command": "x"})
+    data = json.loads((tmp_path / "manifest.json").read_text())
+    assert data["format"] == 1
+    assert list(data["weights"]) == ["a", "b"]
+    assert manifest(tmp_path)["b"]["sha256"] == "0" * 64
+    assert manifest(tmp_path / "nowhere") == {} and available(tmp_path / "nowhere") == []
+
+
+def test_tampered_file_is_refused(shipped):
+    directory, _ = shipped
+    path = directory / "tiny.pt"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(WeightsError) as info:
+        load("tiny", directory=directory)
+    message = str(info.value)
+    assert "tiny.pt" in message
+    assert COMMAND in message
+    with pytest.raises(WeightsError):
+        verify("tiny", directory)
+
+
+def test_unknown_name_lists_available(shipped):
+    directory, _ = shipped
+    with pytest.raises(WeightsError, match="unknown") as info:
+        load("nope", directory=directory)
+    assert "tiny" in str(info.value)
+    with pytest.raises(TypeError):
+        verify(3, directory)
+
+
+def test_missing_file_is_reported(shipped):
+    directory, _ = shipped
+    (directory / "tiny.pt").unlink()
+    with pytest.raises(WeightsError, match="missing") as info:
+        load("tiny", directory=directory)
+    assert COMMAND in str(info.value)
+
+
+def test_architecture_mismatch_is_a_weights_error(tmp_path, tiny_unet):
+    # a file whose state dict belongs to width=4 but whose config says width=8, with a valid checksum
+    blob = {"model_config": {**tiny_unet.config, "width": 8}, "state_dict": tiny_unet.state_dict()}
+    torch.save(blob, tmp_path / "odd.pt")
+    update_manifest(tmp_path, "odd", {"file": "odd.pt", "sha256": sha256_of(tmp_path / "odd.pt"), "command": "c"})
+    assert verify("odd", tmp_path) == tmp_path / "odd.pt"
+    with pytest.raises(WeightsError, match="odd.pt"):
+        load("odd", directory=tmp_path)
+
+
+def test_file_of_another_model_under_a_matching_checksum(tmp_path, tiny_unet):
+    # the manifest entry of "a" points at a file holding a different architecture's state dict (depth 2)
+    other = UNet(width=4, depth=2)
+    blob = {"model_config": tiny_unet.config, "state_dict": other.state_dict()}
+    torch.save(blob, tmp_path / "a.pt")
+    update_manifest(tmp_path, "a", {"file": "a.pt", "sha256": sha256_of(tmp_path / "a.pt"), "command": "c"})
+    with pytest.raises(WeightsError):
+        load("a", directory=tmp_path)
+
+
+# --- the shipped weights ------------------------------------------------------------------------
+
+REQUIRED_KEYS = {"file", "sha256", "command", "epochs", "test_miou", "test_pixel_accuracy",
+                 "test_digit_accuracy", "wall_time_s", "hardware"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def shipped_manifest():
+    if not (WEIGHTS_DIR / "manifest.json").is_file():
+        pytest.skip("utils/weights/manifest.json is absent (weights not trained yet)")
+    return manifest()
+
+
+def test_shipped_manifest_lists_unet_seed0_with_full_entry(shipped_manifest):
+    assert "unet_seed0" in shipped_manifest, sorted(shipped_manifest)
+    entry = shipped_manifest["unet_seed0"]
+    assert REQUIRED_KEYS <= set(entry), REQUIRED_KEYS - set(entry)
+    assert entry["command"].startswith("python -m utils.train")
+    assert entry["file"] == "unet_seed0.pt"
+    assert entry["wall_time_s"] > 0 and isinstance(entry["hardware"], str) and entry["hardware"]
+
+
+def test_shipped_model_meets_quality_bar(shipped_manifest):
+    entry = shipped_manifest["unet_seed0"]
+    assert entry["test_miou"] >= 0.85
+    assert entry["test_pixel_accuracy"] >= 0.99
+    assert entry["test_digit_accuracy"] >= 0.95
+
+
+def test_every_shipped_file_matches_its_checksum(shipped_manifest):
+    for name, entry in shipped_manifest.items():
+        assert sha256_of(WEIGHTS_DIR / entry["file"]) == entry["sha256"], name
+        assert verify(name) == WEIGHTS_DIR / entry["file"]
+
+
+def test_shipped_unet_seed0_loads_and_segments(shipped_manifest):
+    model = load("unet_seed0")
+    assert isinstance(model, UNet) and not model.training
+    data = DigitScenes("test", 16)
+    with torch.no_grad():
+        pred = model(data.images).argmax(1)
+    assert float((pred == data.labels).float().mean()) >= 0.97
+
+
+def test_weights_folder_is_small(shipped_manifest):
+    total = sum(p.stat().st_size for p in WEIGHTS_DIR.rglob("*") if p.is_file())
+    assert total < 15 * 2**20, f"utils/weights/ holds {total / 2**20:.1f} MiB"

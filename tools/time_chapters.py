@@ -1,0 +1,99 @@
+"""Execute every chapter of the book in a fresh kernel, time it, and write book/runtimes.csv.
+
+Usage (from the repository root, in the project's environment)::
+
+    python tools/time_chapters.py            # all chapters listed in _toc.yml
+    python tools/time_chapters.py book/01_segmentation_and_softmax.ipynb
+
+The table is included by book/intro.md; tests/test_book.py checks that it lists every chapter
+and that each measured time is within its budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import yaml
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE = ROOT / "book" / "runtimes.csv"
+BUDGET_S = 180  # every chapter's budget on a 2-core CPU
+HEADER = ["Chapter", "Run time on CPU (s)", "Budget (s)", "Measured on", "Date"]
+
+
+def chapters() -> list[Path]:
+    """Return the notebooks listed in _toc.yml, in book order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [entry["file"] for entry in toc.get("chapters", [])]
+    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").is_file()]
+
+
+def title(path: Path) -> str:
+    """Return the first heading of a notebook."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return path.stem
+
+
+def machine() -> str:
+    """Describe the CPU the chapters ran on."""
+    cpu = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def run(path: Path) -> float:
+    """Execute ``path`` top to bottom in a fresh kernel, in its own folder, and return the wall time."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="chapters to time (default: all)")
+    args = parser.parse_args(argv)
+    selected = [p.resolve() for p in args.notebooks] or chapters()
+    rows = {}
+    if TABLE.is_file():
+        with open(TABLE) as fh:
+            rows = {r["Chapter"]: r for r in csv.DictReader(fh)}
+    today = dt.date.today().isoformat()
+    for path in selected:
+        seconds = run(path)
+        name = f"{path.stem.split('_')[0].lstrip('0')}. {title(path)}"
+        rows[name] = dict(zip(HEADER, [name, f"{seconds:.0f}", str(BUDGET_S), machine(), today]))
+        print(f"{name}: {seconds:.1f} s", flush=True)
+    order = [f"{p.stem.split('_')[0].lstrip('0')}. {title(p)}" for p in chapters()]
+    with open(TABLE, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=HEADER)
+        writer.writeheader()
+        for name in order:
+            if name in rows:
+                writer.writerow(rows[name])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

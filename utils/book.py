@@ -1,0 +1,22 @@
+"""Helpers for the book's pages: recording computed values for the prose (myst-nb ``glue``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["glue"]
+
+
+def glue(name: str, value: Any, display: bool = False) -> None:
+    """Record ``value`` under ``name`` for ``{glue:text}`` roles in the book.
+
+    In the book build this is ``myst_nb.glue``; where myst-nb is not installed (Colab) it does
+    nothing, since there is no page to paste the value into.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty str, got {name!r}")
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        return
+    _glue(name, value, display=display)

@@ -1,0 +1,158 @@
+"""The course's segmentation model (a small U-Net) and helpers that work on *any* segmentation model.
+
+Every helper that takes a model accepts one whose forward returns ``(B, K, H, W)`` logits or a
+torchvision-style dict holding them under ``"out"`` (for example ``torchvision.models.segmentation``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from .config import NUM_CLASSES
+
+__all__ = ["UNet", "count_parameters", "forward_logits", "mc_dropout_mode", "predict_logits"]
+
+_DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """U-Net (Ronneberger et al. 2015) with BatchNorm and channel dropout in its inner levels.
+
+    ``depth`` is the number of 2x down-samplings; level ``i`` has ``width * 2**i`` channels. Dropout
+    (``nn.Dropout2d``, probability ``dropout``) follows every encoder and decoder block except the
+    full-resolution ones, and the bottleneck, as in Bayesian SegNet's "central" placement, so that
+    it can be switched on at test time for MC dropout (:func:`mc_dropout_mode`).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = NUM_CLASSES,
+        width: int = 16,
+        depth: int = 3,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("width", width)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(depth, int) or not 1 <= depth <= 6:
+            raise ValueError(f"depth must be an int in [1, 6], got {depth!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.config = dict(
+            in_channels=in_channels, num_classes=num_classes, width=width, depth=depth, dropout=float(dropout)
+        )
+        chans = [width * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList()
+        c_prev = in_channels
+        for c in chans[:-1]:
+            self.down.append(_block(c_prev, c))
+            c_prev = c
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = _block(chans[-2], chans[-1])
+        self.up = nn.ModuleList(nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2) for i in reversed(range(depth)))
+        self.dec = nn.ModuleList(_block(2 * chans[i], chans[i]) for i in reversed(range(depth)))
+        self.drop = nn.Dropout2d(dropout)
+        self.head = nn.Conv2d(chans[0], num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map images ``(B, C, H, W)`` (H, W divisible by ``2**depth``) to logits ``(B, K, H, W)``."""
+        skips = []
+        for level, block in enumerate(self.down):
+            x = block(x)
+            if level > 0:
+                x = self.drop(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.drop(self.bottleneck(x))
+        for i, (up, dec) in enumerate(zip(self.up, self.dec)):
+            x = dec(torch.cat([up(x), skips[-1 - i]], dim=1))
+            if i < len(self.dec) - 1:
+                x = self.drop(x)
+        return self.head(x)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Return the number of trainable parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def forward_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run ``model`` on ``x`` and return its ``(B, K, H, W)`` logits (unwrapping a ``{"out": ...}`` dict)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_images(x)
+    out = model(x)
+    if isinstance(out, dict):
+        if "out" not in out:
+            raise ValueError(f"model returned a dict without an 'out' entry (keys: {sorted(out)})")
+        out = out["out"]
+    if not isinstance(out, torch.Tensor) or out.ndim != 4:
+        raise ValueError(f"model must return (B, K, H, W) logits, got {getattr(out, 'shape', type(out))}")
+    if out.shape[0] != x.shape[0] or out.shape[-2:] != x.shape[-2:]:
+        raise ValueError(f"model output {tuple(out.shape)} does not match input {tuple(x.shape)} in batch or H, W")
+    return out
+
+
+def _check_images(x: torch.Tensor, name: str = "x") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor | Iterable,
+    batch_size: int = 128,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Return the logits of ``model`` for a tensor of images ``(N, C, H, W)`` or a loader, on the CPU.
+
+    The model's train/eval state is left as it is (use ``model.eval()`` or :func:`mc_dropout_mode`).
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if isinstance(images, torch.Tensor):
+        _check_images(images, "images")
+        batches = images.split(batch_size)
+    else:
+        batches = (b[0] if isinstance(b, (tuple, list)) else b for b in images)
+    outs = [forward_logits(model, b.to(device)).float().cpu() for b in batches]
+    if not outs:
+        raise ValueError("images is empty")
+    return torch.cat(outs)
+
+
+def mc_dropout_mode(model: nn.Module) -> nn.Module:
+    """Put ``model`` in eval mode with only its dropout layers active (BatchNorm stays frozen); return it."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    model.eval()
+    found = 0
+    for module in model.modules():
+        if isinstance(module, _DROPOUT_TYPES):
+            module.train()
+            found += 1
+    if found == 0:
+        raise ValueError("model has no dropout layers, so MC dropout would return identical samples")
+    return model
