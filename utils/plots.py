@@ -133,7 +133,7 @@ def show_heatmaps(
 ) -> Figure:
     """For each scene: image, truth, prediction, max-softmax heat map and the misclassified pixels."""
     indices = list(indices)
-    fig, axes = plt.subplots(len(indices), 5, figsize=(11, 2.3 * len(indices)), squeeze=False)
+    fig, axes = plt.subplots(len(indices), 5, figsize=(11, 2.3 * len(indices)), squeeze=False, layout="constrained")
     titles = ["image", "ground truth", "prediction", "max-softmax", "errors (red)"]
     for row, i in enumerate(indices):
         p = probs[i]
@@ -154,7 +154,7 @@ def show_heatmaps(
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(titles[col], fontsize=10)
-    fig.colorbar(hm, ax=axes[:, 3], fraction=0.05, label="max-softmax")
+    fig.colorbar(hm, ax=axes[:, -1], shrink=0.8, label="max-softmax")
     return fig
 
 
@@ -162,7 +162,7 @@ def show_class_probabilities(image: torch.Tensor, probs: torch.Tensor) -> Figure
     """Draw the image and the softmax probability map of each of the 11 classes for one scene."""
     if not isinstance(probs, torch.Tensor) or probs.ndim != 3 or probs.shape[0] != NUM_CLASSES:
         raise ValueError(f"probs must be ({NUM_CLASSES}, H, W), got {getattr(probs, 'shape', probs)}")
-    fig, axes = plt.subplots(2, 6, figsize=(12, 4.4))
+    fig, axes = plt.subplots(2, 6, figsize=(12, 4.4), layout="constrained")
     axes[0, 0].imshow(_as_image(image), cmap="gray", vmin=0, vmax=1)
     axes[0, 0].set_title("image", fontsize=10)
     for k in range(NUM_CLASSES):
@@ -172,7 +172,7 @@ def show_class_probabilities(image: torch.Tensor, probs: torch.Tensor) -> Figure
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(im, ax=axes, fraction=0.02, label="softmax probability")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="softmax probability")
     return fig
 
 
