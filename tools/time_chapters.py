@@ -15,7 +15,6 @@ import argparse
 import csv
 import datetime as dt
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,10 +23,12 @@ import nbformat
 import yaml
 from nbclient import NotebookClient
 
+from utils.config import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "book" / "runtimes.csv"
 BUDGET_S = 180  # every chapter's budget on a 2-core CPU
-HEADER = ["Chapter", "Run time on CPU (s)", "Budget (s)", "Measured on", "Date"]
+HEADER = ["Chapter", "Title", "Run time on CPU (s)", "Budget (s)", "Measured on", "Date"]
 
 
 def chapters() -> list[Path]:
@@ -48,17 +49,14 @@ def title(path: Path) -> str:
     return path.stem
 
 
+def number_of(path: Path) -> str:
+    """Return a chapter's number from its file name (``01_x.ipynb`` -> ``"1"``)."""
+    return path.stem.split("_")[0].lstrip("0") or "0"
+
+
 def machine() -> str:
     """Describe the CPU the chapters ran on."""
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
+    return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
 def run(path: Path) -> float:
@@ -78,20 +76,19 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     if TABLE.is_file():
         with open(TABLE) as fh:
-            rows = {r["Chapter"]: r for r in csv.DictReader(fh)}
+            rows = {r["Chapter"]: r for r in csv.DictReader(fh) if set(r) == set(HEADER)}
     today = dt.date.today().isoformat()
     for path in selected:
         seconds = run(path)
-        name = f"{path.stem.split('_')[0].lstrip('0')}. {title(path)}"
-        rows[name] = dict(zip(HEADER, [name, f"{seconds:.0f}", str(BUDGET_S), machine(), today]))
-        print(f"{name}: {seconds:.1f} s", flush=True)
-    order = [f"{p.stem.split('_')[0].lstrip('0')}. {title(p)}" for p in chapters()]
+        number = number_of(path)
+        rows[number] = dict(zip(HEADER, [number, title(path), f"{seconds:.0f}", str(BUDGET_S), machine(), today]))
+        print(f"chapter {number}, {title(path)}: {seconds:.1f} s", flush=True)
     with open(TABLE, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=HEADER)
         writer.writeheader()
-        for name in order:
-            if name in rows:
-                writer.writerow(rows[name])
+        for path in chapters():
+            if number_of(path) in rows:
+                writer.writerow(rows[number_of(path)])
     return 0
 
 

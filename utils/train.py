@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import shlex
 import sys
 import time
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import IGNORE_INDEX, NUM_CLASSES, SPLIT_SIZES, get_device, seed_everything
+from .config import IGNORE_INDEX, NUM_CLASSES, SPLIT_SIZES, cpu_name, get_device, seed_everything
 from .data import DigitScenes
 from .metrics import confusion_matrix, digit_accuracy, iou_per_class, mean_iou, pixel_accuracy
 from .models import UNet, forward_logits, predict_logits
@@ -181,15 +180,7 @@ def train(
 def _hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads (CPU), torch {torch.__version__}"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads (CPU), torch {torch.__version__}"
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
