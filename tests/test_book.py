@@ -39,9 +39,11 @@ def test_notebook_committed_without_outputs(path):
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_setup_cell_installs_from_the_configured_repository(path):
     url = _config()["repository"]["url"].rstrip("/")
+    branch = _config()["repository"]["branch"]
     first_code = next(_source(c) for c in _cells(path) if c["cell_type"] == "code")
     found = re.findall(r'REPO_URL\s*=\s*"([^"]+)"', first_code)
     assert found == [url], f"{path.name}: first code cell must set REPO_URL = {url!r}, found {found}"
+    assert f'git+{{REPO_URL}}@{branch}' in first_code, f"{path.name}: setup cell must install branch {branch!r}"
     assert "pip" in first_code and "seed_everything" in first_code and "get_device" in first_code
 
 

@@ -72,7 +72,7 @@ def show_scenes(images: torch.Tensor, labels: torch.Tensor, n: int = 8, title: s
     n = min(n, len(images))
     fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.7), squeeze=False)
     for i in range(n):
-        axes[0, i].imshow(_as_image(images[i]), cmap="gray", vmin=0, vmax=1)
+        axes[0, i].imshow(_as_image(images[i]).numpy(), cmap="gray", vmin=0, vmax=1)
         axes[1, i].imshow(overlay(images[i], labels[i]))
         axes[0, i].set_title(f"scene {i}", fontsize=9)
     for ax in axes.flat:
@@ -138,12 +138,12 @@ def show_heatmaps(
     for row, i in enumerate(indices):
         p = probs[i]
         pred = p.argmax(0)
-        conf = p.amax(0)
-        axes[row, 0].imshow(_as_image(images[i]), cmap="gray", vmin=0, vmax=1)
+        conf = p.amax(0).detach().cpu().numpy()
+        axes[row, 0].imshow(_as_image(images[i]).numpy(), cmap="gray", vmin=0, vmax=1)
         axes[row, 1].imshow(overlay(images[i], labels[i]))
         axes[row, 2].imshow(overlay(images[i], pred))
         hm = axes[row, 3].imshow(conf, cmap=HEATMAP_CMAP, vmin=1 / NUM_CLASSES, vmax=1)
-        wrong = (pred != labels[i]) & (labels[i] != IGNORE_INDEX)
+        wrong = ((pred != labels[i]) & (labels[i] != IGNORE_INDEX)).cpu()
         err = np.zeros((*wrong.shape, 4))
         err[wrong.numpy()] = (1, 0, 0, 1)
         axes[row, 4].imshow(conf, cmap="gray", vmin=0, vmax=1)
@@ -163,11 +163,11 @@ def show_class_probabilities(image: torch.Tensor, probs: torch.Tensor) -> Figure
     if not isinstance(probs, torch.Tensor) or probs.ndim != 3 or probs.shape[0] != NUM_CLASSES:
         raise ValueError(f"probs must be ({NUM_CLASSES}, H, W), got {getattr(probs, 'shape', probs)}")
     fig, axes = plt.subplots(2, 6, figsize=(12, 4.4), layout="constrained")
-    axes[0, 0].imshow(_as_image(image), cmap="gray", vmin=0, vmax=1)
+    axes[0, 0].imshow(_as_image(image).numpy(), cmap="gray", vmin=0, vmax=1)
     axes[0, 0].set_title("image", fontsize=10)
     for k in range(NUM_CLASSES):
         ax = axes.flat[k + 1]
-        im = ax.imshow(probs[k], cmap=HEATMAP_CMAP, vmin=0, vmax=1)
+        im = ax.imshow(probs[k].detach().cpu().numpy(), cmap=HEATMAP_CMAP, vmin=0, vmax=1)
         ax.set_title(f"p(class = {CLASS_NAMES[k]})", fontsize=10)
     for ax in axes.flat:
         ax.set_xticks([])
@@ -204,7 +204,7 @@ def explorer_view(image: torch.Tensor, label: torch.Tensor, probs: torch.Tensor,
     axes[0].set_title("ground truth")
     axes[1].imshow(overlay(image, probs.argmax(0)))
     axes[1].set_title("prediction")
-    im = axes[2].imshow(heat, cmap=HEATMAP_CMAP, vmin=0, vmax=1)
+    im = axes[2].imshow(heat.detach().cpu().numpy(), cmap=HEATMAP_CMAP, vmin=0, vmax=1)
     axes[2].set_title(which)
     fig.colorbar(im, ax=axes[2], fraction=0.046)
     for ax in axes:
