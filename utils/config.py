@@ -5,7 +5,6 @@ This is the only module of ``utils`` that holds configuration; every other modul
 
 from __future__ import annotations
 
-import os
 import platform
 import random
 from pathlib import Path
@@ -35,7 +34,7 @@ STROKE_THRESHOLD: float = 0.5
 DEFAULT_SEED: int = 0
 
 
-def get_device(prefer: str | None = None) -> torch.device:
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
     """Return ``prefer`` if given, else CUDA when available, else the CPU."""
     if prefer is not None:
         return torch.device(prefer)
@@ -46,7 +45,6 @@ def seed_everything(seed: int = DEFAULT_SEED) -> None:
     """Seed Python, NumPy and PyTorch (CPU and CUDA) so that a run is repeatable."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

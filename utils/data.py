@@ -264,9 +264,10 @@ class DigitScenes(Dataset):
         self.config = config or SceneConfig()
         scenes = [make_scene(split, start + i, seed, self.config) for i in range(size)]
         s = self.config.size
-        stack = lambda key, dtype: (  # noqa: E731
-            np.stack([getattr(sc, key) for sc in scenes]) if scenes else np.zeros((0, s, s), dtype)
-        )
+
+        def stack(key: str, dtype: type) -> np.ndarray:
+            return np.stack([getattr(sc, key) for sc in scenes]) if scenes else np.zeros((0, s, s), dtype)
+
         self.images = torch.from_numpy(stack("image", np.float32)).unsqueeze(1)
         self.labels = torch.from_numpy(stack("label", np.uint8).astype(np.int64))
         self.instances = torch.from_numpy(stack("instances", np.uint8).astype(np.int64))

@@ -43,6 +43,14 @@ def _as_image(image: torch.Tensor) -> torch.Tensor:
     return image.detach().float().cpu()
 
 
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def _show_gray(ax: plt.Axes, image: torch.Tensor) -> None:
+    ax.imshow(_np(_as_image(image)), cmap="gray", vmin=0, vmax=1)
+
+
 def overlay(image: torch.Tensor, label: torch.Tensor, alpha: float = 0.55) -> np.ndarray:
     """Return an ``(H, W, 3)`` uint8 picture of ``image`` with the digit classes of ``label`` coloured in."""
     img = _as_image(image)
@@ -72,7 +80,7 @@ def show_scenes(images: torch.Tensor, labels: torch.Tensor, n: int = 8, title: s
     n = min(n, len(images))
     fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.7), squeeze=False)
     for i in range(n):
-        axes[0, i].imshow(_as_image(images[i]).numpy(), cmap="gray", vmin=0, vmax=1)
+        _show_gray(axes[0, i], images[i])
         axes[1, i].imshow(overlay(images[i], labels[i]))
         axes[0, i].set_title(f"scene {i}", fontsize=9)
     for ax in axes.flat:
@@ -138,8 +146,8 @@ def show_heatmaps(
     for row, i in enumerate(indices):
         p = probs[i]
         pred = p.argmax(0)
-        conf = p.amax(0).detach().cpu().numpy()
-        axes[row, 0].imshow(_as_image(images[i]).numpy(), cmap="gray", vmin=0, vmax=1)
+        conf = _np(p.amax(0))
+        _show_gray(axes[row, 0], images[i])
         axes[row, 1].imshow(overlay(images[i], labels[i]))
         axes[row, 2].imshow(overlay(images[i], pred))
         hm = axes[row, 3].imshow(conf, cmap=HEATMAP_CMAP, vmin=1 / NUM_CLASSES, vmax=1)
@@ -163,11 +171,11 @@ def show_class_probabilities(image: torch.Tensor, probs: torch.Tensor) -> Figure
     if not isinstance(probs, torch.Tensor) or probs.ndim != 3 or probs.shape[0] != NUM_CLASSES:
         raise ValueError(f"probs must be ({NUM_CLASSES}, H, W), got {getattr(probs, 'shape', probs)}")
     fig, axes = plt.subplots(2, 6, figsize=(12, 4.4), layout="constrained")
-    axes[0, 0].imshow(_as_image(image).numpy(), cmap="gray", vmin=0, vmax=1)
+    _show_gray(axes[0, 0], image)
     axes[0, 0].set_title("image", fontsize=10)
     for k in range(NUM_CLASSES):
         ax = axes.flat[k + 1]
-        im = ax.imshow(probs[k].detach().cpu().numpy(), cmap=HEATMAP_CMAP, vmin=0, vmax=1)
+        im = ax.imshow(_np(probs[k]), cmap=HEATMAP_CMAP, vmin=0, vmax=1)
         ax.set_title(f"p(class = {CLASS_NAMES[k]})", fontsize=10)
     for ax in axes.flat:
         ax.set_xticks([])
@@ -204,7 +212,7 @@ def explorer_view(image: torch.Tensor, label: torch.Tensor, probs: torch.Tensor,
     axes[0].set_title("ground truth")
     axes[1].imshow(overlay(image, probs.argmax(0)))
     axes[1].set_title("prediction")
-    im = axes[2].imshow(heat.detach().cpu().numpy(), cmap=HEATMAP_CMAP, vmin=0, vmax=1)
+    im = axes[2].imshow(_np(heat), cmap=HEATMAP_CMAP, vmin=0, vmax=1)
     axes[2].set_title(which)
     fig.colorbar(im, ax=axes[2], fraction=0.046)
     for ax in axes:

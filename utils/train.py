@@ -125,7 +125,7 @@ def train(
     cfg = config or TrainConfig()
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(cfg).__name__}")
-    device = get_device(device if device is None else str(device))
+    device = get_device(device)
     seed_everything(cfg.seed)
     model = UNet(width=cfg.width, depth=cfg.depth, dropout=cfg.dropout).to(device, memory_format=torch.channels_last)
     steps_per_epoch = -(-cfg.train_size // cfg.batch_size)
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     result = train(cfg, device=device, progress=not args.quiet)
     test = DigitScenes("test", args.test_size) if args.test_size else None
-    states = {**{e: s for e, s in result.snapshots.items()}, cfg.epochs: result.model.state_dict()}
+    states = {**result.snapshots, cfg.epochs: result.model.state_dict()}
     for epoch, state in states.items():
         file_name = f"{name}.pt" if epoch == cfg.epochs else f"{name}_epoch{epoch:02d}.pt"
         model = UNet(width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
