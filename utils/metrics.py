@@ -1,7 +1,12 @@
-"""Segmentation metrics: confusion matrix, IoU, pixel accuracy, digit accuracy, NLL, and pixel masks.
+"""Segmentation metrics: confusion matrix, IoU, accuracy, NLL, pixel masks, and scores of uncertainty.
 
 All functions honour an ignore index (pixels labelled :data:`utils.config.IGNORE_INDEX` count
 nowhere) and work on any number of classes.
+
+Scores of uncertainty follow one convention: a *score* is larger where the model should be less
+sure (``1 - max-softmax``, entropy, mutual information), and an AUROC asks how well it ranks the
+*positive* pixels (misclassified, or out-of-distribution) above the others. Hendrycks & Gimpel
+rank the mirror image (correct pixels by max-softmax); the AUROC is the same number.
 """
 
 from __future__ import annotations
@@ -12,14 +17,19 @@ import torch.nn.functional as F
 from .config import IGNORE_INDEX, NUM_CLASSES
 
 __all__ = [
+    "auroc",
     "boundary_mask",
     "confusion_matrix",
     "digit_accuracy",
     "iou_per_class",
+    "masked_mean",
     "max_softmax",
     "mean_iou",
+    "misclassification_auroc",
     "nll",
+    "ood_auroc",
     "pixel_accuracy",
+    "roc_curve",
 ]
 
 
@@ -139,3 +149,117 @@ def boundary_mask(label: torch.Tensor, width: int = 1) -> torch.Tensor:
     lo = -F.max_pool2d(-x, k, stride=1, padding=width)
     out = (hi != lo)[:, 0]
     return out[0] if squeeze else out
+
+
+def _check_pixels(t: torch.Tensor, name: str, shape: torch.Size | None = None) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if shape is not None and t.shape != shape:
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
+
+
+def auroc(score: torch.Tensor, positive: torch.Tensor) -> float:
+    """Return the area under the ROC curve of ``score`` for telling ``positive`` from other entries.
+
+    Exact (Mann-Whitney U with tied scores counted one half): the probability that a random positive
+    scores higher than a random negative. ``score`` is any float tensor, ``positive`` a bool tensor of
+    the same shape; it is NaN when either group is empty.
+    """
+    _check_pixels(score, "score")
+    _check_pixels(positive, "positive", score.shape)
+    if positive.dtype != torch.bool:
+        raise TypeError(f"positive must be a bool tensor, got dtype {positive.dtype}")
+    if not score.is_floating_point():
+        raise TypeError(f"score must be floating point, got dtype {score.dtype}")
+    s = score.detach().flatten().double().cpu()
+    pos = positive.detach().flatten().cpu()
+    if torch.isnan(s).any():
+        raise ValueError("score holds NaN values")
+    n_pos = int(pos.sum())
+    n_neg = pos.numel() - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = torch.argsort(s)
+    s_sorted, pos_sorted = s[order], pos[order]
+    _, inverse, counts = torch.unique_consecutive(s_sorted, return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).double()
+    mid_ranks = ends - (counts.double() - 1) / 2  # average 1-based rank of each group of tied scores
+    rank_sum = mid_ranks[inverse][pos_sorted].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def misclassification_auroc(
+    score: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX
+) -> float:
+    """Return the AUROC of a per-pixel ``score`` for finding misclassified pixels (``pred != target``).
+
+    ``score``, ``pred`` and ``target`` share one shape, e.g. ``(B, H, W)``; ignored pixels are left out.
+    """
+    _check_pixels(score, "score")
+    _check_label_map(pred, "pred")
+    _check_label_map(target, "target")
+    for name, t in (("pred", pred), ("target", target)):
+        _check_pixels(t, name, score.shape)
+    keep = target != ignore_index
+    return auroc(score[keep], (pred != target)[keep])
+
+
+def ood_auroc(score: torch.Tensor, ood: torch.Tensor, inlier: torch.Tensor | None = None) -> float:
+    """Return the AUROC of a per-pixel ``score`` for finding out-of-distribution pixels (``ood`` True).
+
+    The negatives are the ``inlier`` pixels (bool mask; by default every pixel that is not OOD), so a
+    comparison can be restricted, e.g. to digit pixels only.
+    """
+    _check_pixels(score, "score")
+    _check_pixels(ood, "ood", score.shape)
+    if ood.dtype != torch.bool:
+        raise TypeError(f"ood must be a bool mask, got dtype {ood.dtype}")
+    if inlier is None:
+        inlier = ~ood
+    _check_pixels(inlier, "inlier", score.shape)
+    if inlier.dtype != torch.bool:
+        raise TypeError(f"inlier must be a bool mask, got dtype {inlier.dtype}")
+    if (inlier & ood).any():
+        raise ValueError("inlier and ood masks overlap: a pixel cannot be both")
+    keep = inlier | ood
+    return auroc(score[keep], ood[keep])
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Return the mean of ``values`` over the pixels where ``mask`` is True (all pixels if None; NaN if none)."""
+    _check_pixels(values, "values")
+    if mask is not None:
+        _check_pixels(mask, "mask", values.shape)
+        if mask.dtype != torch.bool:
+            raise TypeError(f"mask must be a bool tensor, got dtype {mask.dtype}")
+        values = values[mask]
+    return float(values.double().mean()) if values.numel() else float("nan")
+
+
+def roc_curve(score: torch.Tensor, positive: torch.Tensor, max_points: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the ROC curve ``(false-positive rates, true-positive rates)`` of ``score`` for ``positive``.
+
+    One point per distinct score threshold, from (0, 0) to (1, 1); ``max_points`` thins the curve
+    evenly (for plotting) while keeping both ends.
+    """
+    _check_pixels(score, "score")
+    _check_pixels(positive, "positive", score.shape)
+    if positive.dtype != torch.bool:
+        raise TypeError(f"positive must be a bool tensor, got dtype {positive.dtype}")
+    s = score.detach().flatten().double().cpu()
+    pos = positive.detach().flatten().cpu()
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("positive must hold both positive and negative entries for a ROC curve")
+    order = torch.argsort(s, descending=True)
+    s, pos = s[order], pos[order]
+    last = torch.ones_like(s, dtype=torch.bool)
+    last[:-1] = s[1:] != s[:-1]  # the last entry of each group of tied scores
+    tp = pos.double().cumsum(0)[last]
+    fp = (~pos).double().cumsum(0)[last]
+    tpr = torch.cat([torch.zeros(1, dtype=torch.float64), tp / n_pos])
+    fpr = torch.cat([torch.zeros(1, dtype=torch.float64), fp / n_neg])
+    if max_points is not None and len(fpr) > max_points:
+        keep = torch.linspace(0, len(fpr) - 1, max_points).round().long().unique()
+        fpr, tpr = fpr[keep], tpr[keep]
+    return fpr, tpr

@@ -18,16 +18,25 @@ from .config import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from .data import PALETTE
 
 __all__ = [
+    "attack_explorer",
+    "attack_view",
     "confidence_histogram",
     "explorer_choices",
     "explorer_view",
     "heatmap_explorer",
     "overlay",
+    "show_attack_sweep",
     "show_class_probabilities",
     "show_confusion",
+    "show_fooling",
     "show_heatmaps",
+    "show_predictions",
+    "show_roc",
+    "show_scaling",
     "show_scenes",
+    "show_temperatures",
     "show_training",
+    "softmax_explorer",
 ]
 
 HEATMAP_CMAP = "inferno"
@@ -243,3 +252,232 @@ def heatmap_explorer(images: torch.Tensor, labels: torch.Tensor, probs: torch.Te
     which.observe(draw, names="value")
     draw()
     return widgets.VBox([widgets.HBox([scene, which]), out])
+
+
+# --- Chapter 2: softmax, temperature, scaling, ROC -------------------------------------------------
+
+
+def _softmax_panel(ax: plt.Axes, logits: Sequence[float], temperature: float, names: Sequence[str] | None = None) -> None:
+    z = torch.as_tensor(logits, dtype=torch.float64)
+    p = (z / temperature).softmax(0).numpy()
+    names = list(names) if names is not None else [f"class {k}" for k in range(len(p))]
+    bars = ax.bar(names, p, color=[f"C{k}" for k in range(len(p))])
+    ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.set(ylim=(0, 1.1), title=f"T = {temperature:g}", ylabel="probability")
+    ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+
+
+def show_temperatures(
+    logits: Sequence[float], temperatures: Sequence[float] = (0.5, 1.0, 2.0, 5.0), names: Sequence[str] | None = None
+) -> Figure:
+    """Draw ``softmax(logits / T)`` as bars for each temperature ``T``, beside the logits themselves."""
+    logits = [float(v) for v in logits]
+    if len(logits) < 2:
+        raise ValueError(f"logits must hold at least 2 values, got {len(logits)}")
+    if not temperatures or min(temperatures) <= 0:
+        raise ValueError(f"temperatures must be positive, got {temperatures!r}")
+    if names is not None and len(names) != len(logits):
+        raise ValueError(f"names must have one entry per logit ({len(logits)}), got {len(names)}")
+    width = 2.6 if len(logits) <= 5 else 3.4
+    fig, axes = plt.subplots(1, len(temperatures) + 1, figsize=(width * (len(temperatures) + 1), 3.0))
+    labels = list(names) if names is not None else [f"class {k}" for k in range(len(logits))]
+    axes[0].bar(labels, logits, color=[f"C{k}" for k in range(len(logits))])
+    axes[0].set(title="logits z", ylabel="logit")
+    axes[0].tick_params(axis="x", labelrotation=45, labelsize=8)
+    for ax, t in zip(axes[1:], temperatures):
+        _softmax_panel(ax, logits, t, names)
+    fig.tight_layout()
+    return fig
+
+
+def softmax_explorer(logits: Sequence[float] = (2.0, 1.0, 0.5, -1.0)):
+    """Return an ipywidgets demo: one slider per logit and one for the temperature, redrawing the softmax."""
+    import ipywidgets as widgets
+
+    sliders = [widgets.FloatSlider(value=float(v), min=-5, max=5, step=0.1, description=f"z{k}") for k, v in enumerate(logits)]
+    temp = widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1.3, step=0.05, description="T")
+    shift = widgets.FloatSlider(value=0.0, min=-5, max=5, step=0.5, description="add c")
+    out = widgets.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(4.5, 3))
+            _softmax_panel(ax, [s.value + shift.value for s in sliders], temp.value)
+            plt.show()
+
+    for w in (*sliders, temp, shift):
+        w.observe(draw, names="value")
+    draw()
+    return widgets.HBox([widgets.VBox([*sliders, shift, temp]), out])
+
+
+def show_scaling(alphas: Sequence[float], mean_msp: Sequence[float], logit_norm: Sequence[float], mark: float = 100.0) -> Figure:
+    """Plot mean max-softmax (left) and mean logit norm (right, log-log) against the input scale alpha."""
+    if not len(alphas) == len(mean_msp) == len(logit_norm) or len(alphas) < 2:
+        raise ValueError("alphas, mean_msp and logit_norm must have the same length (at least 2)")
+    a = np.asarray(alphas, float)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.3))
+    ax1.plot(a, mean_msp, "o-", ms=3)
+    ax1.axhline(0.99, color="0.5", ls="--", lw=1, label="0.99")
+    ax1.axvline(mark, color="C3", ls=":", lw=1.2, label=f"alpha = {mark:g}")
+    ax1.set(xscale="log", xlabel="input scale alpha", ylabel="mean max-softmax", title="confidence on alpha * x")
+    ax1.legend(loc="lower right")
+    norm = np.asarray(logit_norm, float)
+    ax2.loglog(a, norm, "o-", ms=3, label="measured")
+    ax2.loglog(a, norm[-1] * a / a[-1], color="0.5", ls="--", lw=1, label="slope 1 (linear growth)")
+    ax2.axvline(mark, color="C3", ls=":", lw=1.2)
+    ax2.set(xlabel="input scale alpha", ylabel="mean logit norm", title="size of the logits")
+    ax2.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def show_roc(curves: dict[str, tuple[torch.Tensor, torch.Tensor]], max_points: int = 2000) -> Figure:
+    """Draw ROC curves: ``curves`` maps a legend name to ``(score, positive)`` (higher score = more positive)."""
+    from .metrics import auroc, roc_curve
+
+    if not curves:
+        raise ValueError("curves must name at least one (score, positive) pair")
+    fig, ax = plt.subplots(figsize=(4.4, 4))
+    for name, (score, positive) in curves.items():
+        fpr, tpr = roc_curve(score, positive, max_points=max_points)
+        ax.plot(fpr.numpy(), tpr.numpy(), label=f"{name} (AUROC {auroc(score, positive):.3f})")
+    ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=1, label="chance (0.5)")
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", xlim=(0, 1), ylim=(0, 1.01), aspect="equal")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- Chapter 3: fooling images and out-of-distribution inputs -------------------------------------
+
+
+def show_fooling(images: torch.Tensor, probs: torch.Tensor, targets: Sequence[int]) -> Figure:
+    """For each fooling image: the image (top), its predicted label map (middle) and max-softmax (bottom)."""
+    n = len(images)
+    if not (len(probs) == len(targets) == n) or n == 0:
+        raise ValueError("images, probs and targets must have the same, non-zero length")
+    fig, axes = plt.subplots(3, n, figsize=(1.35 * n + 0.6, 4.4), squeeze=False, layout="constrained")
+    for i in range(n):
+        pred = probs[i].argmax(0)
+        msp = probs[i].amax(0)
+        share = (pred == targets[i]).float().mean().item()
+        _show_gray(axes[0, i], images[i])
+        axes[0, i].set_title(f"target {CLASS_NAMES[targets[i]]}", fontsize=9)
+        axes[1, i].imshow(overlay(images[i], pred, alpha=0.8))
+        axes[1, i].set_title(f"{share:.0%} target", fontsize=8)
+        hm = axes[2, i].imshow(_np(msp), cmap=HEATMAP_CMAP, vmin=1 / NUM_CLASSES, vmax=1)
+        axes[2, i].set_title(f"MSP {msp.mean().item():.3f}", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for row, name in enumerate(["image", "prediction", "max-softmax"]):
+        axes[row, 0].set_ylabel(name, fontsize=9)
+    fig.colorbar(hm, ax=axes[2, :], shrink=0.9, label="max-softmax")
+    return fig
+
+
+def show_predictions(images: torch.Tensor, probs: torch.Tensor, titles: Sequence[str] | None = None) -> Figure:
+    """For each image: the image (top), its predicted label map (middle) and max-softmax heat map (bottom)."""
+    n = len(images)
+    if len(probs) != n or n == 0:
+        raise ValueError("images and probs must have the same, non-zero length")
+    fig, axes = plt.subplots(3, n, figsize=(1.5 * n + 0.6, 4.6), squeeze=False, layout="constrained")
+    for i in range(n):
+        _show_gray(axes[0, i], images[i])
+        if titles is not None:
+            axes[0, i].set_title(titles[i], fontsize=8)
+        axes[1, i].imshow(overlay(images[i], probs[i].argmax(0), alpha=0.8))
+        hm = axes[2, i].imshow(_np(probs[i].amax(0)), cmap=HEATMAP_CMAP, vmin=1 / NUM_CLASSES, vmax=1)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for row, name in enumerate(["image", "prediction", "max-softmax"]):
+        axes[row, 0].set_ylabel(name, fontsize=9)
+    fig.colorbar(hm, ax=axes[2, :], shrink=0.9, label="max-softmax")
+    _legend(fig)
+    fig.get_layout_engine().set(rect=(0, 0.07, 1, 0.93))
+    return fig
+
+
+# --- Chapter 4: adversarial perturbations ----------------------------------------------------------
+
+
+def show_attack_sweep(eps: Sequence[float], rows: dict[str, Sequence[float]], reference: dict[str, float] | None = None) -> Figure:
+    """Plot attack results against epsilon (in units of 1/255): ``rows`` maps a curve name to its values.
+
+    Curves whose name contains "mIoU" go to the left panel, the others (confidences) to the right one;
+    ``reference`` adds labelled horizontal lines to the right panel.
+    """
+    e = np.asarray(eps, float) * 255
+    if any(len(v) != len(e) for v in rows.values()):
+        raise ValueError("every curve in rows must have one value per eps")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for name, values in rows.items():
+        ax = ax1 if "mIoU" in name else ax2
+        ax.plot(e, values, "o-", ms=4, label=name)
+    for name, value in (reference or {}).items():
+        ax2.axhline(value, color="0.5", ls=":", lw=1)
+        ax2.text(e[0], value, f" {name}", va="bottom", fontsize=8, color="0.35")
+    ax1.set(xlabel="epsilon (x 1/255)", ylabel="test mIoU", ylim=(0, 1), title="accuracy under attack")
+    ax2.set(xlabel="epsilon (x 1/255)", ylabel="mean max-softmax", ylim=(0.4, 1.01), title="confidence under attack")
+    for ax in (ax1, ax2):
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xticks(e, [f"{v:g}" for v in e])
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def attack_view(
+    image: torch.Tensor, adv: torch.Tensor, label: torch.Tensor, probs_clean: torch.Tensor, probs_adv: torch.Tensor, title: str = ""
+) -> Figure:
+    """Draw one attacked scene: clean and attacked images, the perturbation magnified, predictions and heat map."""
+    delta = _np(_as_image(adv) - _as_image(image))
+    span = max(float(np.abs(delta).max()), 1e-8)
+    fig, axes = plt.subplots(1, 6, figsize=(13.5, 2.7), layout="constrained")
+    _show_gray(axes[0], image)
+    axes[0].set_title("clean image")
+    im = axes[1].imshow(delta, cmap="RdBu_r", vmin=-span, vmax=span)
+    axes[1].set_title(f"perturbation (max {span * 255:.0f}/255)")
+    fig.colorbar(im, ax=axes[1], shrink=0.8)
+    _show_gray(axes[2], adv)
+    axes[2].set_title("attacked image")
+    axes[3].imshow(overlay(image, probs_clean.argmax(0)))
+    axes[3].set_title("prediction, clean")
+    axes[4].imshow(overlay(adv, probs_adv.argmax(0)))
+    axes[4].set_title("prediction, attacked")
+    hm = axes[5].imshow(_np(probs_adv.amax(0)), cmap=HEATMAP_CMAP, vmin=1 / NUM_CLASSES, vmax=1)
+    axes[5].set_title("max-softmax, attacked")
+    fig.colorbar(hm, ax=axes[5], shrink=0.8)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def attack_explorer(
+    image: torch.Tensor, label: torch.Tensor, advs: dict[float, torch.Tensor], probs: dict[float, torch.Tensor]
+):
+    """Return an ipywidgets demo: an epsilon slider over precomputed attacks (``advs``/``probs`` keyed by eps)."""
+    import ipywidgets as widgets
+
+    keys = sorted(advs)
+    if sorted(probs) != keys or 0.0 not in keys:
+        raise ValueError("advs and probs must share their eps keys, including 0.0 (the clean scene)")
+    slider = widgets.SelectionSlider(options=[(f"{k * 255:g}/255", k) for k in keys], value=keys[0], description="epsilon")
+    out = widgets.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            k = slider.value
+            attack_view(image, advs[k], label, probs[0.0], probs[k], title=f"epsilon = {k * 255:g}/255")
+            plt.show()
+
+    slider.observe(draw, names="value")
+    draw()
+    return widgets.VBox([slider, out])
