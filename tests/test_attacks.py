@@ -659,3 +659,16 @@ def test_fooling_images_reject_a_class_the_model_does_not_have(lin_batch):
         fooling_images(model, x, 10**6, steps=1)
     with pytest.raises(ValueError, match="target_class"):
         fooling_images(model, x, -1, steps=1)
+
+
+def test_fooling_images_record_when_the_share_was_first_reached(lin_batch):
+    model, x, _ = lin_batch
+    res = fooling_images(model, x, 1, steps=30, step_size=0.05, min_share=0.5, min_confidence=1.0)
+    for k in range(len(x)):
+        first = int(res.steps_to_share[k])
+        assert -1 <= first <= 30
+        if first >= 0:  # re-running for exactly that many steps reaches the share at its last step
+            again = fooling_images(model, x[k : k + 1], 1, steps=max(first, 1), step_size=0.05, min_share=0.5, min_confidence=0.0)
+            assert int(again.steps_to_share[0]) == first
+        else:
+            assert float(res.target_share[k]) < 0.5

@@ -171,6 +171,7 @@ class FoolingResult:
 
     images: torch.Tensor  # (B, C, H, W) in [0, 1]
     steps: torch.Tensor  # (B,) steps each image needed to meet the stopping rule (or the step budget)
+    steps_to_share: torch.Tensor  # (B,) first step with >= min_share of the region on target (-1: never)
     reached: torch.Tensor  # (B,) bool: whether the stopping rule was met
     target_share: torch.Tensor  # (B,) share of region pixels labelled as the target class
     confidence: torch.Tensor  # (B,) mean max-softmax over the region
@@ -217,6 +218,7 @@ def fooling_images(
     target = torch.where(region, cls[:, None, None], torch.full_like(cls[:, None, None], IGNORE_INDEX))
     x = init.detach().clone()
     used = torch.full((b,), steps, dtype=torch.long)
+    to_share = torch.full((b,), -1, dtype=torch.long)
     done = torch.zeros(b, dtype=torch.bool, device=device)
     npix = region.flatten(1).sum(1).float()
 
@@ -234,6 +236,8 @@ def fooling_images(
             if step == 0 and not bool((cls < logits.shape[1]).all()):
                 raise ValueError(f"target_class must be in [0, {logits.shape[1]}), got {target_class!r}")
             share, conf = measure(logits)
+            first = ((share >= min_share).cpu() & (to_share < 0))
+            to_share[first] = step
             newly = ~done & (share >= min_share) & (conf >= min_confidence)
             used[newly.cpu()] = step
             done |= newly
@@ -243,4 +247,4 @@ def fooling_images(
             (grad,) = torch.autograd.grad(loss, x_req)
             move = (~done).to(x.dtype)[:, None, None, None]
             x = (x - move * step_size * grad.sign()).clamp(0.0, 1.0).detach()
-    return FoolingResult(x.detach(), used, done.cpu(), share.cpu(), conf.cpu())
+    return FoolingResult(x.detach(), used, to_share, done.cpu(), share.cpu(), conf.cpu())

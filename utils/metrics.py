@@ -246,6 +246,8 @@ def roc_curve(score: torch.Tensor, positive: torch.Tensor, max_points: int | Non
     _check_pixels(positive, "positive", score.shape)
     if positive.dtype != torch.bool:
         raise TypeError(f"positive must be a bool tensor, got dtype {positive.dtype}")
+    if max_points is not None and (not isinstance(max_points, int) or max_points < 2):
+        raise ValueError(f"max_points must be None or an int >= 2 (both ends are kept), got {max_points!r}")
     s = score.detach().flatten().double().cpu()
     pos = positive.detach().flatten().cpu()
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())

@@ -383,6 +383,8 @@ def show_predictions(images: torch.Tensor, probs: torch.Tensor, titles: Sequence
     n = len(images)
     if len(probs) != n or n == 0:
         raise ValueError("images and probs must have the same, non-zero length")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"titles must have one entry per image ({n}), got {len(titles)}")
     fig, axes = plt.subplots(3, n, figsize=(1.5 * n + 0.6, 4.6), squeeze=False, layout="constrained")
     for i in range(n):
         _show_gray(axes[0, i], images[i])
