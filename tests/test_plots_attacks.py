@@ -333,29 +333,31 @@ def test_show_predictions_rejects_wrong_number_of_titles(titles):
 
 
 def test_show_attack_sweep_splits_miou_and_confidence_curves():
-    eps = [0.0, 1 / 255, 2 / 255, 8 / 255]
+    eps = [0.5 / 255, 1 / 255, 2 / 255, 8 / 255]
     rows = {"test mIoU": [0.9, 0.7, 0.5, 0.1], "mean MSP": [0.95, 0.9, 0.85, 0.8], "mIoU (digits)": [0.8, 0.6, 0.4, 0.05]}
-    fig = plots.show_attack_sweep(eps, rows, reference={"clean OOD": 0.7})
+    fig = plots.show_attack_sweep(eps, rows, reference={"clean OOD": 0.7, "clean mIoU": 0.95})
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     left, right = fig.axes
-    assert [line.get_label() for line in left.lines] == ["test mIoU", "mIoU (digits)"]
+    assert [line.get_label() for line in left.lines][:2] == ["test mIoU", "mIoU (digits)"]
     assert right.lines[0].get_label() == "mean MSP"
     for ax in (left, right):
         for line in ax.lines:
             if line.get_label() in rows:
-                assert np.allclose(line.get_xdata(), [0, 1, 2, 8])
+                assert np.allclose(line.get_xdata(), [0.5, 1, 2, 8])
                 assert np.allclose(line.get_ydata(), rows[line.get_label()])
-        assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2", "8"]
-        assert ax.get_xscale() == "symlog"
-    # the reference is a horizontal line with its name, on the right panel only
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["0.5", "1", "2", "8"]
+        assert ax.get_xscale() == "log"
+    # references are horizontal lines with their names: mIoU ones on the left, the others on the right
     assert len(right.lines) == 2 and np.allclose(right.lines[1].get_ydata(), [0.7, 0.7])
-    assert [t.get_text().strip() for t in right.texts] == ["clean OOD"] and not left.texts
+    assert [t.get_text().strip() for t in right.texts] == ["clean OOD"]
+    assert len(left.lines) == 3 and np.allclose(left.lines[2].get_ydata(), [0.95, 0.95])
+    assert [t.get_text().strip() for t in left.texts] == ["clean mIoU"]
     assert [t.get_text() for t in left.get_legend().get_texts()] == ["test mIoU", "mIoU (digits)"]
     assert [t.get_text() for t in right.get_legend().get_texts()] == ["mean MSP"]
 
 
 def test_show_attack_sweep_without_reference():
-    fig = plots.show_attack_sweep([0.0, 4 / 255], {"mIoU": [0.9, 0.2], "MSP": [0.9, 0.95]})
+    fig = plots.show_attack_sweep([1 / 255, 4 / 255], {"mIoU": [0.9, 0.2], "MSP": [0.9, 0.95]})
     left, right = fig.axes
     assert len(left.lines) == 1 and len(right.lines) == 1 and not right.texts
 
@@ -365,7 +367,12 @@ def test_show_attack_sweep_without_reference():
 )
 def test_show_attack_sweep_rejects_wrong_lengths(rows):
     with pytest.raises(ValueError, match="one value per eps"):
-        plots.show_attack_sweep([0.0, 1 / 255, 2 / 255], rows)
+        plots.show_attack_sweep([0.5 / 255, 1 / 255, 2 / 255], rows)
+
+
+def test_show_attack_sweep_rejects_non_positive_eps():
+    with pytest.raises(ValueError, match="positive"):
+        plots.show_attack_sweep([0.0, 1 / 255], {"mIoU": [0.9, 0.5]})
 
 
 # --- attack_view / attack_explorer ----------------------------------------------------------------

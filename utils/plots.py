@@ -197,13 +197,13 @@ def confidence_histogram(groups: dict[str, torch.Tensor], bins: int = 50) -> Fig
     """Overlay histograms (as densities, log y-axis) of max-softmax values for named groups of pixels."""
     if not groups:
         raise ValueError("groups must name at least one group of confidence values")
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    fig, ax = plt.subplots(figsize=(8.4, 3.4))
     edges = np.linspace(1 / NUM_CLASSES, 1, bins + 1)
     for name, values in groups.items():
         v = values.detach().float().cpu().numpy().ravel()
         ax.hist(v, bins=edges, density=True, histtype="step", lw=1.8, label=f"{name} (n = {v.size:,})")
     ax.set(xlabel="max-softmax", ylabel="density", yscale="log")
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=9, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -407,27 +407,31 @@ def show_predictions(images: torch.Tensor, probs: torch.Tensor, titles: Sequence
 
 
 def show_attack_sweep(eps: Sequence[float], rows: dict[str, Sequence[float]], reference: dict[str, float] | None = None) -> Figure:
-    """Plot attack results against epsilon (in units of 1/255): ``rows`` maps a curve name to its values.
+    """Plot attack results against epsilon (> 0; axis in units of 1/255): ``rows`` maps a curve name to its values.
 
-    Curves whose name contains "mIoU" go to the left panel, the others (confidences) to the right one;
-    ``reference`` adds labelled horizontal lines to the right panel.
+    Curves (and ``reference`` lines: name -> value) whose name contains "mIoU" go to the left panel,
+    the others (confidences) to the right one.
     """
     e = np.asarray(eps, float) * 255
+    if len(e) == 0 or (e <= 0).any():
+        raise ValueError("eps must hold positive values")
     if any(len(v) != len(e) for v in rows.values()):
         raise ValueError("every curve in rows must have one value per eps")
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     for name, values in rows.items():
         ax = ax1 if "mIoU" in name else ax2
         ax.plot(e, values, "o-", ms=4, label=name)
     for name, value in (reference or {}).items():
-        ax2.axhline(value, color="0.5", ls=":", lw=1)
-        ax2.text(e[0], value, f" {name}", va="bottom", fontsize=8, color="0.35")
-    ax1.set(xlabel="epsilon (x 1/255)", ylabel="test mIoU", ylim=(0, 1), title="accuracy under attack")
-    ax2.set(xlabel="epsilon (x 1/255)", ylabel="mean max-softmax", ylim=(0.4, 1.01), title="confidence under attack")
+        ax = ax1 if "mIoU" in name else ax2
+        ax.axhline(value, color="0.5", ls=":", lw=1)
+        ax.text(e[-1], value, f"{name} ", ha="right", va="bottom", fontsize=7.5, color="0.3")
+    ax1.set(xlabel="epsilon (x 1/255)", ylabel="test mIoU", ylim=(0, 1.05), title="accuracy under attack")
+    ax2.set(xlabel="epsilon (x 1/255)", ylabel="mean max-softmax", ylim=(0.4, 1.05), title="confidence under attack")
     for ax in (ax1, ax2):
-        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xscale("log", base=2)
         ax.set_xticks(e, [f"{v:g}" for v in e])
-        ax.legend(fontsize=8, loc="lower left")
+        ax.minorticks_off()
+        ax.legend(fontsize=8, loc="lower left" if ax is ax1 else "lower right")
     fig.tight_layout()
     return fig
 
