@@ -194,6 +194,26 @@ def _overlap_fraction(box: tuple[int, int, int, int], others: list[tuple[int, in
     return worst
 
 
+def _draw_glyph(rng: np.random.Generator, source: np.ndarray, cfg: SceneConfig) -> np.ndarray:
+    """Draw a height and a rotation, render the 28x28 ``source`` glyph with them, crop it to the canvas."""
+    height = float(rng.uniform(*cfg.scale))
+    angle = float(rng.uniform(-cfg.max_rotation, cfg.max_rotation))
+    return _render_glyph(source, height, angle)[: cfg.size, : cfg.size]
+
+
+def _find_spot(
+    rng: np.random.Generator, shape: tuple[int, int], boxes: list[tuple[int, int, int, int]], cfg: SceneConfig
+) -> tuple[int, int] | None:
+    """Return the first of ``cfg.placement_tries`` random (top, left) whose box obeys the overlap rule, or None."""
+    h, w = shape
+    for _try in range(cfg.placement_tries):
+        top = int(rng.integers(0, cfg.size - h + 1))
+        left = int(rng.integers(0, cfg.size - w + 1))
+        if _overlap_fraction((top, left, h, w), boxes) <= cfg.max_overlap:
+            return top, left
+    return None
+
+
 def make_scene(split: str, index: int, seed: int = 0, config: SceneConfig | None = None) -> Scene:
     """Render scene ``index`` of ``split``; the same arguments always give the same arrays."""
     _check_split(split)
@@ -212,18 +232,12 @@ def make_scene(split: str, index: int, seed: int = 0, config: SceneConfig | None
     n = int(rng.integers(cfg.min_digits, cfg.max_digits + 1))
     for _ in range(n):
         k = int(rng.integers(len(pool_x)))
-        height = float(rng.uniform(*cfg.scale))
-        angle = float(rng.uniform(-cfg.max_rotation, cfg.max_rotation))
-        glyph = _render_glyph(pool_x[k], height, angle)
-        h, w = min(glyph.shape[0], size), min(glyph.shape[1], size)
-        glyph = glyph[:h, :w]
-        for _try in range(cfg.placement_tries):
-            top = int(rng.integers(0, size - h + 1))
-            left = int(rng.integers(0, size - w + 1))
-            if _overlap_fraction((top, left, h, w), scene.boxes) <= cfg.max_overlap:
-                break
-        else:
+        glyph = _draw_glyph(rng, pool_x[k], cfg)
+        h, w = glyph.shape
+        spot = _find_spot(rng, (h, w), scene.boxes, cfg)
+        if spot is None:
             continue  # no room for this digit: leave it out
+        top, left = spot
         window = (slice(top, top + h), slice(left, left + w))
         image[window] = np.maximum(image[window], glyph)
         stroke = glyph >= STROKE_THRESHOLD

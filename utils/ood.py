@@ -46,7 +46,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import Dataset
 
 from .config import IGNORE_INDEX, IMAGE_SIZE, SPLITS, STROKE_THRESHOLD
-from .data import SceneConfig, _check_split, _overlap_fraction, _render_glyph, make_scene
+from .data import SceneConfig, _check_split, _draw_glyph, _find_spot, make_scene
 
 __all__ = [
     "FONT_FILES",
@@ -251,26 +251,18 @@ def make_letter_scene(
 
     glyphs, classes, _ = _letter_glyphs()
     rng = np.random.default_rng([seed, _SPLIT_OFFSET + SPLITS[split], index])
-    size = cfg.size
     n = int(rng.integers(lo, hi + 1))
     for _ in range(n):
         k = int(rng.integers(len(glyphs)))
         for _round in range(_LETTER_ROUNDS):  # a fresh height and rotation each round
-            height = float(rng.uniform(*cfg.scale))
-            angle = float(rng.uniform(-cfg.max_rotation, cfg.max_rotation))
-            glyph = _render_glyph(glyphs[k], height, angle)
-            h, w = min(glyph.shape[0], size), min(glyph.shape[1], size)
-            glyph = glyph[:h, :w]
-            for _try in range(cfg.placement_tries):
-                top = int(rng.integers(0, size - h + 1))
-                left = int(rng.integers(0, size - w + 1))
-                if _overlap_fraction((top, left, h, w), boxes) <= cfg.max_overlap:
-                    break
-            else:
-                continue  # no room at this height and rotation: draw them again
-            break
+            glyph = _draw_glyph(rng, glyphs[k], cfg)
+            h, w = glyph.shape
+            spot = _find_spot(rng, (h, w), boxes, cfg)
+            if spot is not None:
+                break
         else:
             continue  # no room for this letter after every round: leave it out
+        top, left = spot
         window = (slice(top, top + h), slice(left, left + w))
         image[window] = np.maximum(image[window], glyph)
         label[window][glyph >= STROKE_THRESHOLD] = IGNORE_INDEX  # the later object wins
