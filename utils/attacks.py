@@ -5,6 +5,10 @@ Every attack works on any model whose forward returns ``(B, K, H, W)`` logits or
 touches its parameters or their ``.grad``, keeps images in ``[0, 1]``, and returns new tensors on
 the device of the input images.
 
+Images must lie in ``[0, 1]``. If your model expects normalised inputs (for example ImageNet mean
+and standard deviation), put the normalisation inside the model so that the attack budget ``eps``
+is measured in pixel intensities.
+
 Loss convention: the dense cross-entropy summed over the pixels whose label is not the ignore
 index. The attacks step along the *sign* of its gradient, so the sum (rather than the mean) only
 keeps each image's step independent of the other images in the batch.
