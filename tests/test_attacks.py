@@ -672,3 +672,10 @@ def test_fooling_images_record_when_the_share_was_first_reached(lin_batch):
             assert int(again.steps_to_share[0]) == first
         else:
             assert float(res.target_share[k]) < 0.5
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
+def test_pgd_rejects_a_bad_seed(lin_batch, seed):
+    model, x, y = lin_batch
+    with pytest.raises(ValueError, match="seed"):
+        pgd(model, x, y, eps=0.1, steps=1, random_start=True, seed=seed)

@@ -150,6 +150,8 @@ def pgd(
     step_size = _check_eps(step_size, "step_size")
     steps = _check_steps(steps)
     _check_unit_range(images)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if (labels is None) == (target is None):
         raise ValueError("give exactly one of labels (untargeted attack) or target (targeted attack)")
     targeted = target is not None
@@ -247,8 +249,8 @@ def fooling_images(
             done |= newly
             if done.all() or step == steps:
                 break
-            loss = dense_loss(logits, target)  # minimising it maximises the target's log-probability
-            (grad,) = torch.autograd.grad(loss, x_req)
+            # minimising the target's loss maximises its log-probability over the region
+            grad = _loss_gradient(logits, x_req, target, IGNORE_INDEX, focus=0)
             move = (~done).to(x.dtype)[:, None, None, None]
             x = (x - move * step_size * grad.sign()).clamp(0.0, 1.0).detach()
     return FoolingResult(x.detach(), used, to_share, done.cpu(), share.cpu(), conf.cpu())

@@ -158,13 +158,8 @@ def _check_pixels(t: torch.Tensor, name: str, shape: torch.Size | None = None) -
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
 
 
-def auroc(score: torch.Tensor, positive: torch.Tensor) -> float:
-    """Return the area under the ROC curve of ``score`` for telling ``positive`` from other entries.
-
-    Exact (Mann-Whitney U with tied scores counted one half): the probability that a random positive
-    scores higher than a random negative. ``score`` is any float tensor, ``positive`` a bool tensor of
-    the same shape; it is NaN when either group is empty.
-    """
+def _flat_scores(score: torch.Tensor, positive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a float ``score`` and a bool ``positive`` of one shape; return both flattened, on the CPU."""
     _check_pixels(score, "score")
     _check_pixels(positive, "positive", score.shape)
     if positive.dtype != torch.bool:
@@ -172,9 +167,19 @@ def auroc(score: torch.Tensor, positive: torch.Tensor) -> float:
     if not score.is_floating_point():
         raise TypeError(f"score must be floating point, got dtype {score.dtype}")
     s = score.detach().flatten().double().cpu()
-    pos = positive.detach().flatten().cpu()
     if torch.isnan(s).any():
         raise ValueError("score holds NaN values")
+    return s, positive.detach().flatten().cpu()
+
+
+def auroc(score: torch.Tensor, positive: torch.Tensor) -> float:
+    """Return the area under the ROC curve of ``score`` for telling ``positive`` from other entries.
+
+    Exact (Mann-Whitney U with tied scores counted one half): the probability that a random positive
+    scores higher than a random negative. ``score`` is any float tensor, ``positive`` a bool tensor of
+    the same shape; it is NaN when either group is empty.
+    """
+    s, pos = _flat_scores(score, positive)
     n_pos = int(pos.sum())
     n_neg = pos.numel() - n_pos
     if n_pos == 0 or n_neg == 0:
@@ -242,14 +247,9 @@ def roc_curve(score: torch.Tensor, positive: torch.Tensor, max_points: int | Non
     One point per distinct score threshold, from (0, 0) to (1, 1); ``max_points`` thins the curve
     evenly (for plotting) while keeping both ends.
     """
-    _check_pixels(score, "score")
-    _check_pixels(positive, "positive", score.shape)
-    if positive.dtype != torch.bool:
-        raise TypeError(f"positive must be a bool tensor, got dtype {positive.dtype}")
     if max_points is not None and (not isinstance(max_points, int) or max_points < 2):
         raise ValueError(f"max_points must be None or an int >= 2 (both ends are kept), got {max_points!r}")
-    s = score.detach().flatten().double().cpu()
-    pos = positive.detach().flatten().cpu()
+    s, pos = _flat_scores(score, positive)
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("positive must hold both positive and negative entries for a ROC curve")
