@@ -251,6 +251,11 @@ def make_scene(split: str, index: int, seed: int = 0, config: SceneConfig | None
     return scene
 
 
+def _stack_field(scenes: list, key: str, dtype: type, size: int) -> np.ndarray:
+    """Stack one array field of rendered scenes; an empty ``(0, size, size)`` array when there are none."""
+    return np.stack([getattr(sc, key) for sc in scenes]) if scenes else np.zeros((0, size, size), dtype)
+
+
 class DigitScenes(Dataset):
     """A split of DigitScenes as a map-style dataset of ``(image (1, H, W) float32, label (H, W) int64)``.
 
@@ -278,13 +283,9 @@ class DigitScenes(Dataset):
         self.config = config or SceneConfig()
         scenes = [make_scene(split, start + i, seed, self.config) for i in range(size)]
         s = self.config.size
-
-        def stack(key: str, dtype: type) -> np.ndarray:
-            return np.stack([getattr(sc, key) for sc in scenes]) if scenes else np.zeros((0, s, s), dtype)
-
-        self.images = torch.from_numpy(stack("image", np.float32)).unsqueeze(1)
-        self.labels = torch.from_numpy(stack("label", np.uint8).astype(np.int64))
-        self.instances = torch.from_numpy(stack("instances", np.uint8).astype(np.int64))
+        self.images = torch.from_numpy(_stack_field(scenes, "image", np.float32, s)).unsqueeze(1)
+        self.labels = torch.from_numpy(_stack_field(scenes, "label", np.uint8, s).astype(np.int64))
+        self.instances = torch.from_numpy(_stack_field(scenes, "instances", np.uint8, s).astype(np.int64))
         self.digits: list[list[int]] = [sc.digits for sc in scenes]
 
     def __len__(self) -> int:

@@ -46,7 +46,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import Dataset
 
 from .config import IGNORE_INDEX, IMAGE_SIZE, SPLITS, STROKE_THRESHOLD
-from .data import SceneConfig, _check_split, _draw_glyph, _find_spot, make_scene
+from .data import SceneConfig, _check_split, _draw_glyph, _find_spot, _stack_field, make_scene
 
 __all__ = [
     "FONT_FILES",
@@ -297,13 +297,9 @@ class LetterScenes(Dataset):
         self.config = _check_config(config)
         scenes = [make_letter_scene(i, seed, split, letters, self.config) for i in range(size)]
         s = self.config.size
-
-        def stack(key: str, dtype: type) -> np.ndarray:
-            return np.stack([getattr(sc, key) for sc in scenes]) if scenes else np.zeros((0, s, s), dtype)
-
-        self.images = torch.from_numpy(stack("image", np.float32)).unsqueeze(1)
-        self.labels = torch.from_numpy(stack("label", np.uint8).astype(np.int64))
-        self.ood = torch.from_numpy(stack("ood", np.bool_))
+        self.images = torch.from_numpy(_stack_field(scenes, "image", np.float32, s)).unsqueeze(1)
+        self.labels = torch.from_numpy(_stack_field(scenes, "label", np.uint8, s).astype(np.int64))
+        self.ood = torch.from_numpy(_stack_field(scenes, "ood", np.bool_, s))
         self.digits: list[list[int]] = [sc.digits for sc in scenes]
         self.letters: list[list[str]] = [sc.letters for sc in scenes]
 
