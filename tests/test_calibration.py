@@ -1,0 +1,187 @@
+"""Tests of utils.calibration: temperature scaling fitted by pixel NLL."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+from utils import calibration
+from utils.calibration import TemperatureScaled, apply_temperature, fit_temperature
+from utils.config import IGNORE_INDEX
+from utils.models import forward_logits, predict_logits
+
+
+@pytest.fixture(scope="module")
+def lraspp() -> torch.nn.Module:
+    """An untrained torchvision LRASPP (dict output, 5 classes, nothing downloaded), in eval mode."""
+    torch.manual_seed(0)
+    return lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=5).eval()
+
+
+def _synthetic(n: int = 16, k: int = 5, size: int = 32, scale: float = 2.0, seed: int = 0):
+    """Logits ``z`` and labels drawn from ``softmax(z)``: the calibrated temperature of ``z`` is 1."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, k, size, size, generator=g) * scale
+    probs = F.softmax(z, dim=1).permute(0, 2, 3, 1).reshape(-1, k)
+    labels = torch.multinomial(probs, 1, generator=g).reshape(n, size, size)
+    return z, labels
+
+
+def _nll(logits: torch.Tensor, target: torch.Tensor, t: float = 1.0) -> float:
+    return float(F.cross_entropy(logits.double() / t, target, ignore_index=IGNORE_INDEX))
+
+
+@pytest.mark.parametrize("true_t", [3.0, 0.5])
+def test_fit_recovers_known_temperature(true_t: float) -> None:
+    z, labels = _synthetic()
+    t = fit_temperature(z * true_t, labels)
+    assert abs(t / true_t - 1) < 0.05
+
+
+def test_fit_lowers_nll_and_is_a_minimum() -> None:
+    z, labels = _synthetic()
+    logits = z * 2.5
+    t = fit_temperature(logits, labels)
+    best = _nll(logits, labels, t)
+    assert best <= _nll(logits, labels, 1.0)
+    assert best <= _nll(logits, labels, t * 1.01) and best <= _nll(logits, labels, t / 1.01)
+
+
+def test_fit_is_deterministic_and_accepts_flat_pixels() -> None:
+    z, labels = _synthetic(n=4)
+    t = fit_temperature(z * 2, labels)
+    assert fit_temperature(z * 2, labels) == t
+    flat = (z * 2).permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+    assert fit_temperature(flat, labels.reshape(-1)) == pytest.approx(t, rel=1e-6)
+
+
+def test_chunking_does_not_change_the_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    z, labels = _synthetic(n=4)
+    t = fit_temperature(z * 2, labels)
+    for elements in (5 * 32 * 32 * 2, 1000):  # two images per chunk; pieces of one image
+        monkeypatch.setattr(calibration, "_CHUNK_ELEMENTS", elements)
+        assert fit_temperature(z * 2, labels) == pytest.approx(t, rel=1e-9)
+
+
+def test_ignored_and_masked_pixels_do_not_influence_the_fit() -> None:
+    z, labels = _synthetic(n=4)
+    logits = z * 2
+    region = torch.zeros_like(labels, dtype=torch.bool)
+    region[:, :10] = True
+    ignored = labels.masked_fill(region, IGNORE_INDEX)
+    t = fit_temperature(logits, ignored)
+    wild = logits.clone()
+    wild[:, 0][region] = 50.0  # huge confident logits where the label is ignored
+    assert fit_temperature(wild, ignored) == pytest.approx(t, rel=1e-9)
+    assert fit_temperature(wild, labels, mask=~region) == pytest.approx(t, rel=1e-9)
+    assert fit_temperature(wild, labels) != pytest.approx(t, rel=1e-3)
+
+
+def test_fit_stops_at_the_bounds() -> None:
+    z, labels = _synthetic(n=2)
+    assert fit_temperature(z * 100, labels) == pytest.approx(20.0)
+    assert fit_temperature(z / 100, labels) == pytest.approx(0.05)
+    assert fit_temperature(z * 3, labels, bounds=(0.5, 2.0)) == pytest.approx(2.0)
+
+
+def test_chunk_size_bounds_memory() -> None:
+    """A float64 chunk stays small (tens of MB), whatever the number of pixels."""
+    assert calibration._CHUNK_ELEMENTS * 8 <= 64 * 2**20
+
+
+def test_fit_rejects_bad_inputs() -> None:
+    z, labels = _synthetic(n=2, size=8)
+    with pytest.raises(ValueError, match="no valid pixel"):
+        fit_temperature(z, torch.full_like(labels, IGNORE_INDEX))
+    with pytest.raises(ValueError, match="no valid pixel"):
+        fit_temperature(z, labels, mask=torch.zeros_like(labels, dtype=torch.bool))
+    with pytest.raises(ValueError, match="target must have shape"):
+        fit_temperature(z, labels[:, :4])
+    with pytest.raises(ValueError, match="outside"):
+        fit_temperature(z, labels.masked_fill(labels == 0, 7))
+    with pytest.raises(TypeError, match="floating-point"):
+        fit_temperature(z.long(), labels)
+    with pytest.raises(TypeError, match="integer label map"):
+        fit_temperature(z, labels.float())
+    with pytest.raises(TypeError, match="mask"):
+        fit_temperature(z, labels, mask=torch.ones_like(labels))
+    with pytest.raises(ValueError, match="bounds"):
+        fit_temperature(z, labels, bounds=(2.0, 1.0))
+    with pytest.raises(ValueError, match="temperature"):
+        fit_temperature(z, labels, bounds=(0.0, 1.0))
+    with pytest.raises(TypeError, match="logits"):
+        fit_temperature(z.numpy(), labels)
+
+
+def test_apply_temperature_keeps_the_argmax_bit_identical() -> None:
+    z, _ = _synthetic(n=2)
+    for t in (0.05, 0.3, 1.0, 3.0, 17.0):
+        scaled = apply_temperature(z, t)
+        assert torch.equal(scaled.argmax(1), z.argmax(1))
+        assert torch.allclose(scaled * t, z, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, math.inf])
+def test_apply_temperature_rejects_bad_temperatures(bad: float) -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        apply_temperature(torch.zeros(1, 3, 2, 2), bad)
+
+
+def test_apply_temperature_rejects_bad_types() -> None:
+    with pytest.raises(TypeError, match="temperature"):
+        apply_temperature(torch.zeros(1, 3, 2, 2), "2")
+    with pytest.raises(TypeError, match="temperature"):
+        apply_temperature(torch.zeros(1, 3, 2, 2), True)
+    with pytest.raises(TypeError, match="floating-point"):
+        apply_temperature(torch.zeros(1, 3, 2, 2, dtype=torch.long), 2.0)
+    with pytest.raises(ValueError, match="class dimension"):
+        apply_temperature(torch.zeros(3), 2.0)
+
+
+def test_temperature_scaled_wraps_the_course_unet(tiny_unet: torch.nn.Module) -> None:
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    scaled = TemperatureScaled(tiny_unet, 2.5)
+    assert scaled.temperature == 2.5 and "temperature=2.5" in repr(scaled)
+    with torch.no_grad():
+        ref = tiny_unet(x)
+        out = scaled(x)
+    assert torch.allclose(out, ref / 2.5)
+    assert torch.equal(out.argmax(1), ref.argmax(1))
+    assert torch.allclose(predict_logits(scaled, x, batch_size=1), ref / 2.5, atol=1e-6)
+    assert sum(p.numel() for p in scaled.parameters()) == sum(p.numel() for p in tiny_unet.parameters())
+    scaled.train()
+    assert tiny_unet.training
+    with pytest.raises(ValueError, match="temperature"):
+        TemperatureScaled(tiny_unet, 0.0)
+    with pytest.raises(TypeError, match="model"):
+        TemperatureScaled(lambda x: x, 1.0)
+
+
+def test_lraspp_fit_and_wrap(lraspp: torch.nn.Module) -> None:
+    """A torchvision model the book did not build: dict output, 3 channels, 5 classes."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 64, 64, generator=g)
+    with torch.no_grad():
+        logits = forward_logits(lraspp, x)
+    labels = torch.randint(0, 5, (2, 64, 64), generator=g)
+    labels[:, :8] = IGNORE_INDEX
+    t = fit_temperature(logits, labels)
+    assert 0.05 <= t <= 20.0 and _nll(logits, labels, t) <= _nll(logits, labels) + 1e-12
+    scaled = TemperatureScaled(lraspp, t).eval()
+    with torch.no_grad():
+        out = scaled(x)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 5, 64, 64)
+    assert torch.allclose(out, logits / t, atol=1e-6)
+    assert torch.equal(out.argmax(1), logits.argmax(1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fit_on_cuda_matches_cpu() -> None:
+    z, labels = _synthetic(n=4)
+    t_cpu = fit_temperature(z * 2, labels)
+    t_gpu = fit_temperature((z * 2).cuda(), labels.cuda())
+    assert t_gpu == pytest.approx(t_cpu, rel=1e-6)

@@ -1,0 +1,197 @@
+"""Temperature scaling (Guo et al. 2017) for dense prediction: one scalar T for every pixel.
+
+Calibrated probabilities are ``softmax(logits / T)``. Because ``T > 0`` divides every logit of a
+pixel by the same positive number, the order of the logits, and so the argmax map (the
+segmentation), never changes: temperature scaling changes confidence, never accuracy or IoU.
+
+:func:`fit_temperature` picks the ``T`` that minimises the mean pixel negative log-likelihood over
+the non-ignored pixels of a held-out split (fit it on validation pixels, never on the test split).
+:class:`TemperatureScaled` wraps any model so that the scaled model can be passed wherever a model
+is expected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .config import IGNORE_INDEX
+from .models import forward_logits
+
+__all__ = ["TemperatureScaled", "apply_temperature", "fit_temperature"]
+
+#: Relative tolerance of the fitted temperature, and the most Newton/bisection steps of the search.
+_TOL = 1e-6
+_MAX_STEPS = 100
+#: Float64 elements per chunk of the NLL evaluation (32 MB), so memory stays flat for any number of pixels.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def _check_temperature(temperature: float) -> float:
+    if isinstance(temperature, torch.Tensor) and temperature.numel() == 1:
+        temperature = float(temperature)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise TypeError(f"temperature must be a number, got {type(temperature).__name__}")
+    if not math.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return float(temperature)
+
+
+def _check_logits(logits: torch.Tensor) -> None:
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating-point tensor, got {logits.dtype}")
+    if logits.ndim < 2:
+        raise ValueError(
+            f"logits must have a class dimension 1, e.g. (N, K, H, W) or (P, K), got {tuple(logits.shape)}"
+        )
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Return ``logits / temperature`` (class dimension 1); the argmax is unchanged for any ``T > 0``."""
+    _check_logits(logits)
+    return logits / _check_temperature(temperature)
+
+
+def _flatten(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validate; return logits ``(N, K, S)``, clamped target ``(N, S)`` and the valid-pixel mask ``(N, S)``."""
+    _check_logits(logits)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be a torch.Tensor label map, got {type(target).__name__}")
+    if target.is_floating_point() or target.dtype == torch.bool:
+        raise TypeError(f"target must be an integer label map, got dtype {target.dtype}")
+    expected = (logits.shape[0], *logits.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ValueError(
+            f"target must have shape {expected} to match logits {tuple(logits.shape)}, got {tuple(target.shape)}"
+        )
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
+    num_classes = logits.shape[1]
+    target = target.to(logits.device)
+    valid = target != ignore_index
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            raise TypeError(f"mask must be a bool tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
+        if tuple(mask.shape) != expected:
+            raise ValueError(f"mask must have shape {expected} like target, got {tuple(mask.shape)}")
+        valid = valid & mask.to(logits.device)
+    bad = valid & ((target < 0) | (target >= num_classes))
+    if bool(bad.any()):
+        raise ValueError(f"target holds labels outside [0, {num_classes}) that are not ignore_index={ignore_index}")
+    if not bool(valid.any()):
+        raise ValueError("no valid pixel to fit the temperature on (all ignored or masked out)")
+    n, k = logits.shape[:2]
+    flat = logits.reshape(n, k, -1)
+    target = torch.where(valid, target, torch.zeros_like(target)).long().reshape(n, -1)
+    return flat, target, valid.reshape(n, -1)
+
+
+def _derivatives_fn(
+    logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+) -> Callable[[float], tuple[float, float]]:
+    """Return ``beta -> (f'(beta), f''(beta))`` of the mean NLL ``f`` of ``softmax(beta * logits)``, in float64 chunks.
+
+    With ``p = softmax(beta * z)``: ``f'(beta) = mean(E_p[z] - z_y)`` and ``f''(beta) = mean(Var_p[z]) >= 0``.
+    """
+    n, k, s = logits.shape
+    count = int(valid.sum())
+    true_logit = logits.gather(1, target.unsqueeze(1)).squeeze(1).double()  # one value per pixel
+    if k * s <= _CHUNK_ELEMENTS:  # whole images per chunk
+        rows = _CHUNK_ELEMENTS // (k * s)
+        chunks = [(slice(i, i + rows), slice(None)) for i in range(0, n, rows)]
+    else:  # one image is larger than a chunk: split its pixels
+        cols = max(1, _CHUNK_ELEMENTS // k)
+        chunks = [(slice(i, i + 1), slice(j, j + cols)) for i in range(n) for j in range(0, s, cols)]
+
+    def derivatives(beta: float) -> tuple[float, float]:
+        grad = torch.zeros((), dtype=torch.float64, device=logits.device)
+        hess = torch.zeros((), dtype=torch.float64, device=logits.device)
+        for rows_, cols_ in chunks:
+            z = logits[rows_, :, cols_].double()
+            p = torch.softmax(beta * z, dim=1)
+            mean_z = (p * z).sum(1)
+            var_z = (p * (z - mean_z.unsqueeze(1)).square()).sum(1)
+            keep = valid[rows_, cols_]
+            grad += (mean_z - true_logit[rows_, cols_])[keep].sum()
+            hess += var_z[keep].sum()
+        return float(grad) / count, float(hess) / count
+
+    return derivatives
+
+
+def fit_temperature(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = IGNORE_INDEX,
+    mask: torch.Tensor | None = None,
+    bounds: tuple[float, float] = (0.05, 20.0),
+) -> float:
+    """Return the temperature ``T`` in ``bounds`` minimising the mean NLL of ``softmax(logits / T)``.
+
+    ``logits`` are ``(N, K, H, W)`` with a ``(N, H, W)`` integer ``target`` (or ``(P, K)`` with ``(P,)``);
+    pixels labelled ``ignore_index`` or ``False`` in the optional bool ``mask`` are left out. The
+    mean NLL is convex in ``beta = 1 / T`` (its second derivative is the mean variance of the logits
+    under the predicted distribution), so a safeguarded Newton search on ``beta``, kept inside a
+    shrinking bracket and falling back to bisection, finds the minimum to a relative tolerance of
+    about 1e-6 in a handful of passes; it is deterministic. Each pass runs in float64 chunks, so
+    memory stays flat for millions of pixels. A minimum beyond a bound returns that bound.
+    """
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise TypeError(f"bounds must be a (low, high) pair, got {bounds!r}")
+    lo, hi = (_check_temperature(b) for b in bounds)
+    if not lo < hi:
+        raise ValueError(f"bounds must satisfy 0 < low < high, got {bounds!r}")
+    flat, tgt, valid = _flatten(logits, target, ignore_index, mask)
+    with torch.no_grad():
+        derivatives = _derivatives_fn(flat.detach(), tgt, valid)
+        a, b = 1.0 / hi, 1.0 / lo  # bracket on beta; an end is "seen" once its derivative is known
+        a_seen = b_seen = False
+        beta = min(max(1.0, a), b)
+        for _ in range(_MAX_STEPS):
+            grad, hess = derivatives(beta)
+            if grad == 0.0:
+                break
+            if grad < 0:  # the minimum lies at larger beta
+                a, a_seen = beta, True
+            else:
+                b, b_seen = beta, True
+            if b - a <= _TOL * beta:
+                break
+            step = beta - grad / hess if hess > 0 else math.nan
+            if not math.isfinite(step) or (step <= a and a_seen) or (step >= b and b_seen):
+                step = math.sqrt(a * b)  # bisection (geometric: beta spans decades)
+            step = min(max(step, a), b)
+            converged = abs(step - beta) <= _TOL * beta
+            beta = step
+            if converged:
+                break
+    return 1.0 / beta
+
+
+class TemperatureScaled(nn.Module):
+    """Wrap ``model`` so that its forward returns ``logits / temperature`` (a plain ``(B, K, H, W)`` tensor).
+
+    The wrapped model keeps its parameters (``.to``, ``.eval`` and ``.parameters()`` reach it), and
+    dict outputs (``{"out": ...}``) are unwrapped. The argmax map is the model's own.
+    """
+
+    def __init__(self, model: nn.Module, temperature: float) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.temperature = _check_temperature(temperature)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the wrapped model's logits for ``x`` divided by the temperature."""
+        return forward_logits(self.model, x) / self.temperature
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature:.4g}"
