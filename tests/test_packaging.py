@@ -22,5 +22,5 @@ def test_wheel_ships_the_weights_and_manifest(tmp_path):
     assert "utils/weights/manifest.json" in names
     for entry in manifest(WEIGHTS_DIR).values():
         assert f"utils/weights/{entry['file']}" in names, f"{entry['file']} is not packaged"
-    for module in ("data", "models", "train", "weights", "metrics", "plots", "config", "book", "ood", "attacks"):
+    for module in ("data", "models", "train", "weights", "metrics", "plots", "config", "book", "ood", "attacks", "calibration", "shift", "uncertainty"):
         assert f"utils/{module}.py" in names

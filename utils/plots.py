@@ -20,23 +20,32 @@ from .data import PALETTE
 __all__ = [
     "attack_explorer",
     "attack_view",
+    "calibration_view",
     "confidence_histogram",
     "explorer_choices",
     "explorer_view",
     "heatmap_explorer",
+    "members_explorer",
+    "members_view",
     "overlay",
     "show_attack_sweep",
     "show_class_probabilities",
     "show_confusion",
+    "show_curves",
     "show_fooling",
     "show_heatmaps",
+    "show_image_grid",
     "show_predictions",
+    "show_reliability",
+    "show_risk_coverage",
     "show_roc",
     "show_scaling",
     "show_scenes",
     "show_temperatures",
     "show_training",
+    "show_uncertainty_maps",
     "softmax_explorer",
+    "temperature_explorer",
 ]
 
 HEATMAP_CMAP = "inferno"
@@ -487,3 +496,258 @@ def attack_explorer(
     slider.observe(draw, names="value")
     draw()
     return widgets.VBox([slider, out])
+
+
+# --- Chapters 5-7: calibration, MC dropout and ensembles, risk-coverage ----------------------------
+
+
+def _reliability_panel(ax: plt.Axes, bins, title: str) -> None:
+    """Draw one reliability diagram (accuracy per equal-width confidence bin) from a ``ReliabilityBins``."""
+    edges = np.asarray(bins.edges, float)
+    acc, conf, count = (np.asarray(v, float) for v in (bins.accuracy, bins.confidence, bins.count))
+    lo, width = edges[:-1], np.diff(edges)
+    filled = count > 0
+    ax.bar(lo[filled], acc[filled], width[filled], align="edge", color="tab:blue", edgecolor="white", label="accuracy")
+    gap_lo = np.minimum(acc, conf)
+    ax.bar(
+        lo[filled], np.abs(acc - conf)[filled], width[filled], bottom=gap_lo[filled], align="edge",
+        color="tab:red", alpha=0.35, hatch="//", edgecolor="tab:red", lw=0, label="gap to the diagonal",
+    )
+    ax.plot([0, 1], [0, 1], color="0.3", ls="--", lw=1)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (max-softmax)", ylabel="accuracy", title=title)
+    share = ax.inset_axes((0.06, 0.62, 0.42, 0.3))
+    share.bar(lo, np.where(count > 0, count / max(count.sum(), 1), np.nan), width, align="edge", color="0.45")
+    share.set_yscale("log")
+    share.set_ylim(1e-5, 1.5)
+    share.set_xlim(0, 1)
+    share.set_title("share of pixels", fontsize=7)
+    share.tick_params(labelsize=6)
+
+
+def show_reliability(diagrams: dict, scores: dict[str, float] | None = None) -> Figure:
+    """Draw reliability diagrams side by side: ``diagrams`` maps a title to a ``metrics.ReliabilityBins``.
+
+    ``scores`` optionally maps the same titles to an ECE, printed in each panel.
+    """
+    if not diagrams:
+        raise ValueError("diagrams must hold at least one ReliabilityBins")
+    n = len(diagrams)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.7), squeeze=False, layout="constrained")
+    for ax, (title, bins) in zip(axes[0], diagrams.items()):
+        _reliability_panel(ax, bins, title)
+        if scores and title in scores:
+            ax.text(0.97, 0.04, f"ECE {scores[title]:.4f}", ha="right", va="bottom", transform=ax.transAxes, fontsize=9)
+    axes[0, 0].legend(loc="lower right", bbox_to_anchor=(1, 0.12), fontsize=7.5, frameon=False)
+    return fig
+
+
+def show_curves(
+    x: Sequence[float],
+    panels: dict[str, dict[str, Sequence[float]]],
+    xlabel: str,
+    reference: dict[str, dict[str, float]] | None = None,
+    logy: Sequence[str] = (),
+) -> Figure:
+    """Plot one panel per metric: ``panels`` maps a panel title to {curve name: values, one per ``x``}.
+
+    ``reference`` maps a panel title to {name: value} drawn as dotted horizontal lines; panels named
+    in ``logy`` get a log y-axis.
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one panel")
+    xs = np.asarray(x, float)
+    for title, curves in panels.items():
+        if any(len(v) != len(xs) for v in curves.values()):
+            raise ValueError(f"every curve of panel {title!r} must have one value per x")
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(3.9 * n, 3.4), squeeze=False, layout="constrained")
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        for name, values in curves.items():
+            ax.plot(xs, values, "o-", ms=4, label=name)
+        for name, value in (reference or {}).get(title, {}).items():
+            ax.axhline(value, color="0.5", ls=":", lw=1)
+            ax.text(xs[-1], value, f"{name} ", ha="right", va="bottom", fontsize=7.5, color="0.3")
+        ax.set(xlabel=xlabel, title=title)
+        if title in logy:
+            ax.set_yscale("log")
+        ax.set_xticks(xs, [f"{v:g}" for v in xs])
+        if len(curves) > 1:
+            ax.legend(fontsize=7.5)
+    return fig
+
+
+def calibration_view(logits: torch.Tensor, target: torch.Tensor, temperature: float, fitted: float | None = None) -> Figure:
+    """Draw the reliability diagram and the confidence histogram of ``logits / temperature`` (one slider view)."""
+    from .metrics import CalibrationMeter
+
+    if not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    probs = (logits.float() / temperature).softmax(1)
+    meter = CalibrationMeter(num_classes=probs.shape[1]).update(probs, target)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.6, 3.6), layout="constrained")
+    _reliability_panel(ax1, meter.reliability(), f"T = {temperature:.2f}")
+    ax1.text(0.97, 0.04, f"ECE {meter.ece():.4f}\nNLL {meter.nll():.4f}", ha="right", va="bottom",
+             transform=ax1.transAxes, fontsize=9)
+    conf = probs.amax(1)[target != IGNORE_INDEX]
+    ax2.hist(_np(conf).ravel(), bins=np.linspace(1 / probs.shape[1], 1, 41), color="0.45")
+    ax2.set(yscale="log", xlabel="confidence (max-softmax)", ylabel="pixels", title="where the confidences lie")
+    if fitted is not None:
+        fig.suptitle(f"temperature T = {temperature:.2f} (fitted on validation: {fitted:.2f})", fontsize=10)
+    return fig
+
+
+def temperature_explorer(logits: torch.Tensor, target: torch.Tensor, fitted: float | None = None):
+    """Return an ipywidgets demo: a temperature slider that redraws :func:`calibration_view`."""
+    import ipywidgets as widgets
+
+    slider = widgets.FloatLogSlider(value=1.0, base=10, min=-0.7, max=0.7, step=0.02, description="T")
+    out = widgets.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            calibration_view(logits, target, slider.value, fitted)
+            plt.show()
+
+    slider.observe(draw, names="value")
+    draw()
+    return widgets.VBox([slider, out])
+
+
+def _map_panel(fig: Figure, ax: plt.Axes, values: torch.Tensor, vmax: float, title: str) -> None:
+    im = ax.imshow(_np(values), cmap=HEATMAP_CMAP, vmin=0, vmax=vmax)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+
+
+def show_uncertainty_maps(
+    images: torch.Tensor,
+    maps: dict[str, torch.Tensor],
+    row_titles: Sequence[str] | None = None,
+    labels: torch.Tensor | None = None,
+    predictions: torch.Tensor | None = None,
+) -> Figure:
+    """Draw one row per image: the image (with the prediction overlaid if given) and each named map.
+
+    ``images`` is ``(R, 1, H, W)``, each map ``(R, H, W)``; every map column shares one colour scale
+    (from 0 to the column's largest value), so rows can be compared. ``labels`` adds a truth column.
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"images must be (R, 1, H, W), got {getattr(images, 'shape', type(images))}")
+    rows = images.shape[0]
+    for name, m in maps.items():
+        if not isinstance(m, torch.Tensor) or m.shape != (rows,) + images.shape[-2:]:
+            raise ValueError(f"map {name!r} must be (R, H, W) = {(rows,) + tuple(images.shape[-2:])}")
+    if row_titles is not None and len(row_titles) != rows:
+        raise ValueError(f"row_titles must have {rows} entries, got {len(row_titles)}")
+    extra = (labels is not None) + (predictions is not None)
+    cols = 1 + extra + len(maps)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.35 * cols, 2.2 * rows), squeeze=False, layout="constrained")
+    vmax = {name: max(float(m.max()), 1e-6) for name, m in maps.items()}
+    for r in range(rows):
+        c = 0
+        _show_gray(axes[r, c], images[r])
+        axes[r, c].set_title(row_titles[r] if row_titles else "image", fontsize=9)
+        if labels is not None:
+            c += 1
+            axes[r, c].imshow(overlay(images[r], labels[r]))
+            axes[r, c].set_title("truth", fontsize=9)
+        if predictions is not None:
+            c += 1
+            axes[r, c].imshow(overlay(images[r], predictions[r]))
+            axes[r, c].set_title("prediction", fontsize=9)
+        for name, m in maps.items():
+            c += 1
+            _map_panel(fig, axes[r, c], m[r], vmax[name], name)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
+def members_view(image: torch.Tensor, members: torch.Tensor, count: int, title: str = "") -> Figure:
+    """Draw the predictive maps from the first ``count`` of ``members`` ``(T, K, H, W)`` probabilities of one scene."""
+    from .uncertainty import decompose
+
+    if not isinstance(members, torch.Tensor) or members.ndim != 4:
+        raise ValueError(f"members must be (T, K, H, W) probabilities, got {getattr(members, 'shape', type(members))}")
+    if not isinstance(count, int) or not 1 <= count <= members.shape[0]:
+        raise ValueError(f"count must be an int in [1, {members.shape[0]}], got {count!r}")
+    p = members[:count, None]
+    total, aleatoric, epistemic = (v[0] for v in decompose(p))
+    mean = p.mean(0)[0]
+    log_k = float(np.log(members.shape[1]))
+    fig, axes = plt.subplots(1, 5, figsize=(12.5, 2.6), layout="constrained")
+    axes[0].imshow(overlay(image, mean.argmax(0)))
+    axes[0].set_title("prediction", fontsize=9)
+    _map_panel(fig, axes[1], 1 - mean.amax(0), 1 - 1 / members.shape[1], "1 - max-softmax")
+    _map_panel(fig, axes[2], total, log_k, "total entropy")
+    _map_panel(fig, axes[3], aleatoric, log_k, "expected entropy")
+    _map_panel(fig, axes[4], epistemic, 0.5 * log_k, "mutual information")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def members_explorer(image: torch.Tensor, members: dict[str, torch.Tensor]):
+    """Return an ipywidgets demo: pick a method (e.g. MC dropout, ensemble) and how many of its samples to average."""
+    import ipywidgets as widgets
+
+    if not members:
+        raise ValueError("members must map a method name to its (T, K, H, W) probabilities")
+    method = widgets.Dropdown(options=list(members), description="method")
+    count = widgets.IntSlider(value=1, min=1, max=members[method.value].shape[0], description="samples")
+    out = widgets.Output()
+
+    def draw(*_):
+        count.max = members[method.value].shape[0]
+        with out:
+            out.clear_output(wait=True)
+            members_view(image, members[method.value], count.value, f"{method.value}, {count.value} sample(s)")
+            plt.show()
+
+    method.observe(draw, names="value")
+    count.observe(draw, names="value")
+    draw()
+    return widgets.VBox([widgets.HBox([method, count]), out])
+
+
+def show_risk_coverage(curves: dict[str, tuple[torch.Tensor, torch.Tensor]], max_points: int = 2000) -> Figure:
+    """Plot selective risk against coverage: ``curves`` maps a name to ``(coverage, risk)`` (e.g. ``metrics.risk_coverage``)."""
+    if not curves:
+        raise ValueError("curves must hold at least one (coverage, risk) pair")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.7), layout="constrained")
+    for name, (cov, risk) in curves.items():
+        cov, risk = np.asarray(cov, float), np.asarray(risk, float)
+        if len(cov) > max_points:
+            keep = np.unique(np.linspace(0, len(cov) - 1, max_points).round().astype(int))
+            cov, risk = cov[keep], risk[keep]
+        for ax in (ax1, ax2):
+            ax.plot(cov, risk, lw=1.6, label=name)
+    ax1.set(xlabel="coverage (share of pixels kept)", ylabel="error rate of kept pixels", title="risk-coverage")
+    ax2.set(xlabel="coverage", ylabel="error rate of kept pixels (log)", yscale="log", xlim=(0.7, 1.0),
+            title="the last 30 % of coverage")
+    ax1.legend(fontsize=8)
+    return fig
+
+
+def show_image_grid(grid: torch.Tensor, row_titles: Sequence[str], col_titles: Sequence[str]) -> Figure:
+    """Draw a grid of grey images ``(R, C, 1, H, W)`` (e.g. corruption kinds by severity) with row and column titles."""
+    if not isinstance(grid, torch.Tensor) or grid.ndim != 5:
+        raise ValueError(f"grid must be (R, C, 1, H, W), got {getattr(grid, 'shape', type(grid))}")
+    rows, cols = grid.shape[:2]
+    if len(row_titles) != rows or len(col_titles) != cols:
+        raise ValueError(f"need {rows} row titles and {cols} column titles, got {len(row_titles)} and {len(col_titles)}")
+    fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, 1.75 * rows), squeeze=False, layout="constrained")
+    for r in range(rows):
+        for c in range(cols):
+            _show_gray(axes[r, c], grid[r, c])
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(col_titles[c], fontsize=9)
+        axes[r, 0].set_ylabel(row_titles[r], fontsize=9)
+    return fig
