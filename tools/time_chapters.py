@@ -28,7 +28,9 @@ from utils.config import cpu_name
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "book" / "runtimes.csv"
 BUDGET_S = 180  # every chapter's budget on a 2-core CPU
-HEADER = ["Chapter", "Title", "Run time on CPU (s)", "Budget (s)", "Measured on", "Date"]
+HEADER = ["Chapter", "Title", "Run time on CPU (s)", "Budget (s)", "Peak memory (MB)", "Measured on", "Date"]
+# Appended to the executed copy only: the kernel's peak resident memory (Linux reports ru_maxrss in KiB).
+PEAK_CELL = "import resource; print('PEAK_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 
 
 def chapters() -> list[Path]:
@@ -59,13 +61,16 @@ def machine() -> str:
     return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
-def run(path: Path) -> float:
-    """Execute ``path`` top to bottom in a fresh kernel, in its own folder, and return the wall time."""
+def run(path: Path) -> tuple[float, float]:
+    """Execute ``path`` top to bottom in a fresh kernel, in its own folder; return wall time (s) and peak memory (MB)."""
     nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))  # a trivial last cell: it reads the peak
     client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     client.execute()
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+    return seconds, int(text.split("PEAK_KIB")[1]) / 1024
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,10 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             rows = {r["Chapter"]: r for r in csv.DictReader(fh) if set(r) == set(HEADER)}
     today = dt.date.today().isoformat()
     for path in selected:
-        seconds = run(path)
+        seconds, peak_mb = run(path)
         number = number_of(path)
-        rows[number] = dict(zip(HEADER, [number, title(path), f"{seconds:.0f}", str(BUDGET_S), machine(), today]))
-        print(f"chapter {number}, {title(path)}: {seconds:.1f} s", flush=True)
+        row = [number, title(path), f"{seconds:.0f}", str(BUDGET_S), f"{peak_mb:.0f}", machine(), today]
+        rows[number] = dict(zip(HEADER, row))
+        print(f"chapter {number}, {title(path)}: {seconds:.1f} s, peak memory {peak_mb:.0f} MB", flush=True)
     with open(TABLE, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=HEADER)
         writer.writeheader()
