@@ -176,3 +176,20 @@ def test_shipped_unet_seed0_loads_and_segments(shipped_manifest):
 def test_weights_folder_is_small(shipped_manifest):
     total = sum(p.stat().st_size for p in WEIGHTS_DIR.rglob("*") if p.is_file())
     assert total < 15 * 2**20, f"utils/weights/ holds {total / 2**20:.1f} MiB"
+
+
+ENSEMBLE = [f"unet_seed{s}" for s in range(5)]
+
+
+def test_ensemble_members_are_shipped_with_the_same_recipe(shipped_manifest):
+    """Seeds 1-4 complete the five-member deep ensemble of chapters 6 and 7: same recipe, other seed."""
+    base = {k: v for k, v in shipped_manifest["unet_seed0"]["config"].items() if k not in ("seed", "snapshots")}
+    for seed, name in enumerate(ENSEMBLE):
+        assert name in shipped_manifest, f"{name} is missing: python -m utils.train --seed {seed} --out utils/weights"
+        entry = shipped_manifest[name]
+        assert REQUIRED_KEYS <= set(entry), (name, REQUIRED_KEYS - set(entry))
+        config = {k: v for k, v in entry["config"].items() if k not in ("seed", "snapshots")}
+        assert config == base, name
+        assert entry["config"]["seed"] == seed and f"--seed {seed}" in entry["command"]
+        assert entry["test_miou"] >= 0.85 and entry["test_pixel_accuracy"] >= 0.99, name
+    assert len({shipped_manifest[n]["sha256"] for n in ENSEMBLE}) == len(ENSEMBLE), "members must differ"
