@@ -148,9 +148,17 @@ def test_risk_coverage_plot_draws_the_curves():
     risk = cov**2 / 10
     fig = plots.show_risk_coverage({"m": (cov, risk)}, max_points=50)
     line = fig.axes[0].lines[0]
-    assert len(line.get_xdata()) <= 50
+    assert len(line.get_xdata()) <= 100
     assert line.get_xdata()[-1] == pytest.approx(1.0) and line.get_ydata()[-1] == pytest.approx(0.1)
-    assert fig.axes[1].get_yscale() == "log"
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_xlim() == (0.9, 1.0)
+    caught = fig.axes[1].lines[0]
+    # at coverage c the kept errors are c * risk(c) * n out of risk(1) * n in all
+    c = caught.get_xdata()
+    expected = 1 - (1 - c) * (1 - c) ** 2 / 10 / 0.1
+    np.testing.assert_allclose(caught.get_ydata(), expected, atol=1e-6)
+    assert caught.get_ydata()[-1] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="zoom"):
+        plots.show_risk_coverage({"m": (cov, risk)}, zoom=1.0)
 
 
 def test_image_grid_layout_and_errors():

@@ -515,7 +515,7 @@ def _reliability_panel(ax: plt.Axes, bins, title: str) -> None:
     )
     ax.plot([0, 1], [0, 1], color="0.3", ls="--", lw=1)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (max-softmax)", ylabel="accuracy", title=title)
-    share = ax.inset_axes((0.06, 0.62, 0.42, 0.3))
+    share = ax.inset_axes((0.17, 0.6, 0.4, 0.3))
     share.bar(lo, np.where(count > 0, count / max(count.sum(), 1), np.nan), width, align="edge", color="0.45")
     share.set_yscale("log")
     share.set_ylim(1e-5, 1.5)
@@ -715,21 +715,32 @@ def members_explorer(image: torch.Tensor, members: dict[str, torch.Tensor]):
     return widgets.VBox([widgets.HBox([method, count]), out])
 
 
-def show_risk_coverage(curves: dict[str, tuple[torch.Tensor, torch.Tensor]], max_points: int = 2000) -> Figure:
-    """Plot selective risk against coverage: ``curves`` maps a name to ``(coverage, risk)`` (e.g. ``metrics.risk_coverage``)."""
+def show_risk_coverage(
+    curves: dict[str, tuple[torch.Tensor, torch.Tensor]], max_points: int = 2000, zoom: float = 0.9
+) -> Figure:
+    """Plot selective risk against coverage, and the share of errors caught against the share of pixels set aside.
+
+    ``curves`` maps a name to ``(coverage, risk)`` (as from ``metrics.risk_coverage``); the left panel
+    shows coverage from ``zoom`` to 1 with a log risk axis, where methods differ.
+    """
     if not curves:
         raise ValueError("curves must hold at least one (coverage, risk) pair")
+    if not 0 <= zoom < 1:
+        raise ValueError(f"zoom must be in [0, 1), got {zoom!r}")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.7), layout="constrained")
     for name, (cov, risk) in curves.items():
         cov, risk = np.asarray(cov, float), np.asarray(risk, float)
+        caught = 1 - cov * risk / max(risk[-1], 1e-300)  # errors among the pixels set aside, as a share
         if len(cov) > max_points:
-            keep = np.unique(np.linspace(0, len(cov) - 1, max_points).round().astype(int))
-            cov, risk = cov[keep], risk[keep]
-        for ax in (ax1, ax2):
-            ax.plot(cov, risk, lw=1.6, label=name)
-    ax1.set(xlabel="coverage (share of pixels kept)", ylabel="error rate of kept pixels", title="risk-coverage")
-    ax2.set(xlabel="coverage", ylabel="error rate of kept pixels (log)", yscale="log", xlim=(0.7, 1.0),
-            title="the last 30 % of coverage")
+            keep = np.unique(np.concatenate([np.linspace(0, len(cov) - 1, max_points).round().astype(int),
+                                             np.flatnonzero(cov >= zoom)[:: max(1, (cov >= zoom).sum() // max_points)]]))
+            cov, risk, caught = cov[keep], risk[keep], caught[keep]
+        ax1.plot(cov, risk, lw=1.6, label=name)
+        ax2.plot(1 - cov, caught, lw=1.6, label=name)
+    ax1.set(xlabel="coverage (share of pixels kept)", ylabel="error rate of kept pixels", yscale="log",
+            xlim=(zoom, 1.0), title="risk-coverage")
+    ax2.set(xlabel="share of pixels set aside (least certain first)", ylabel="share of all errors set aside",
+            xscale="log", xlim=(1e-4, 1), ylim=(0, 1.02), title="errors caught")
     ax1.legend(fontsize=8)
     return fig
 
