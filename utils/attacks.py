@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import IGNORE_INDEX
-from .models import _check_images, forward_logits
+from .models import _check_unit_images, forward_logits
 
 __all__ = ["FoolingResult", "dense_loss", "fgsm", "fooling_images", "pgd"]
 
@@ -56,12 +56,6 @@ def _check_steps(steps: int) -> int:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     return steps
-
-
-def _check_unit_range(images: torch.Tensor) -> None:
-    _check_images(images, "images")
-    if images.numel() and not bool(((images >= 0) & (images <= 1)).all()):
-        raise ValueError("images must lie in [0, 1] (and hold no NaN); attacks keep them there")
 
 
 def _check_labels(labels: torch.Tensor, images: torch.Tensor, name: str) -> torch.Tensor:
@@ -116,7 +110,7 @@ def fgsm(
     ``targeted=True`` they are the target maps and the step decreases it.
     """
     eps = _check_eps(eps, "eps")
-    _check_unit_range(images)
+    _check_unit_images(images)
     labels = _check_labels(labels, images, "labels")
     with _eval_mode(model):
         grad = _input_gradient(model, images, labels, ignore_index)
@@ -149,7 +143,7 @@ def pgd(
     eps = _check_eps(eps, "eps")
     step_size = _check_eps(step_size, "step_size")
     steps = _check_steps(steps)
-    _check_unit_range(images)
+    _check_unit_images(images)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if (labels is None) == (target is None):
@@ -200,7 +194,7 @@ def fooling_images(
     ``[0, 1]``. An image stops changing once at least ``min_share`` of its region is labelled as the
     target with mean max-softmax at least ``min_confidence`` there, or after ``steps`` steps.
     """
-    _check_unit_range(init)
+    _check_unit_images(init, "init")
     steps = _check_steps(steps)
     step_size = _check_eps(step_size, "step_size")
     for name, value in (("min_share", min_share), ("min_confidence", min_confidence)):

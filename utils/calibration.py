@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .config import IGNORE_INDEX
+from .metrics import _check_label_map, _check_mask
 from .models import forward_logits
 
 __all__ = ["TemperatureScaled", "apply_temperature", "fit_temperature"]
@@ -62,10 +63,7 @@ def _flatten(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Validate; return logits ``(N, K, S)``, clamped target ``(N, S)`` and the valid-pixel mask ``(N, S)``."""
     _check_logits(logits)
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be a torch.Tensor label map, got {type(target).__name__}")
-    if target.is_floating_point() or target.dtype == torch.bool:
-        raise TypeError(f"target must be an integer label map, got dtype {target.dtype}")
+    _check_label_map(target, "target")
     expected = (logits.shape[0], *logits.shape[2:])
     if tuple(target.shape) != expected:
         raise ValueError(
@@ -77,10 +75,7 @@ def _flatten(
     target = target.to(logits.device)
     valid = target != ignore_index
     if mask is not None:
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            raise TypeError(f"mask must be a bool tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
-        if tuple(mask.shape) != expected:
-            raise ValueError(f"mask must have shape {expected} like target, got {tuple(mask.shape)}")
+        _check_mask(mask, torch.Size(expected))
         valid = valid & mask.to(logits.device)
     bad = valid & ((target < 0) | (target >= num_classes))
     if bool(bad.any()):

@@ -118,6 +118,13 @@ def _check_images(x: torch.Tensor, name: str = "x") -> None:
         raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
 
 
+def _check_unit_images(x: torch.Tensor, name: str = "images") -> None:
+    """Check a 4-D float image batch whose values lie in [0, 1] (NaN fails too)."""
+    _check_images(x, name)
+    if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
+        raise ValueError(f"{name} must lie in [0, 1] (and hold no NaN)")
+
+
 @torch.no_grad()
 def predict_logits(
     model: nn.Module,

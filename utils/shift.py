@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import IGNORE_INDEX
-from .models import _check_images
+from .models import _check_unit_images
 
 __all__ = ["CORRUPTIONS", "SEVERITY_PARAMS", "corrupt", "corrupt_labels", "shifted"]
 
@@ -78,12 +78,6 @@ def _check_seed(seed: int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     return int(seed)
-
-
-def _check_unit_images(images: torch.Tensor) -> None:
-    _check_images(images, "images")
-    if images.numel() and not bool(((images >= 0) & (images <= 1)).all()):
-        raise ValueError("images must lie in [0, 1] (and hold no NaN)")
 
 
 def _generator(seed: int, kind: str, severity: int) -> torch.Generator:
