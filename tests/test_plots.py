@@ -82,7 +82,7 @@ def test_heatmap_explorer_redraws_on_change(scene_probs, monkeypatch):
     images, labels, probs = scene_probs
     calls = []
     real = plots.explorer_view
-    monkeypatch.setattr(plots, "explorer_view", lambda *a: calls.append(a[-1]) or real(*a))
+    monkeypatch.setattr(plots.scenes, "explorer_view", lambda *a: calls.append(a[-1]) or real(*a))
     widget = plots.heatmap_explorer(images, labels, probs)
     slider, dropdown = widget.children[0].children
     assert slider.max == len(images) - 1

@@ -426,7 +426,7 @@ def test_attack_explorer_redraws_on_epsilon_change(attack, monkeypatch):
         calls.append((args, kwargs))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(plots, "attack_view", spy)
+    monkeypatch.setattr(plots.attacks, "attack_view", spy)
     widget = plots.attack_explorer(image, label, advs, probs)
     slider = widget.children[0]
     assert [label for label, _ in slider.options] == ["0/255", "2/255", "6/255"]

@@ -21,7 +21,7 @@ from utils.train import TrainConfig, TrainResult, evaluate, main, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(width=4, train_size=64, batch_size=16, epochs=3, val_size=16, snapshots=(1,), lr=3e-2, seed=0)
-HISTORY_KEYS = {"epoch", "step", "train_loss", "val_miou", "val_pixel_accuracy", "val_nll", "val_digit_accuracy"}
+HISTORY_KEYS = {"epoch", "step", "train_loss", "val_miou", "val_pixel_accuracy", "val_nll", "val_digit_accuracy", "val_ece", "val_digit_ece"}
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,7 @@ def test_training_history_and_result(tiny_run):
         assert 0.0 <= h["val_pixel_accuracy"] <= 1.0
         assert 0.0 <= h["val_digit_accuracy"] <= 1.0
         assert h["val_nll"] > 0 and math.isfinite(h["val_nll"])
+        assert 0.0 <= h["val_ece"] <= 1.0 and 0.0 <= h["val_digit_ece"] <= 1.0
 
 
 def test_snapshots_are_kept_for_requested_epochs(tiny_run):

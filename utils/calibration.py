@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .config import IGNORE_INDEX
-from .metrics import _check_label_map, _check_mask
+from .metrics._checks import _check_label_map, _check_mask
 from .models import forward_logits
 
 __all__ = ["TemperatureScaled", "apply_temperature", "fit_temperature"]

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .config import IGNORE_INDEX, NUM_CLASSES, SPLIT_SIZES, cpu_name, get_device, seed_everything
 from .data import DigitScenes
-from .metrics import confusion_matrix, digit_accuracy, iou_per_class, mean_iou, pixel_accuracy
+from .metrics import CalibrationMeter, confusion_matrix, digit_accuracy, iou_per_class, mean_iou, pixel_accuracy
 from .models import UNet, forward_logits, predict_logits
 from . import weights as weights_mod
 
@@ -93,7 +93,7 @@ def evaluate(
     batch_size: int = 128,
     device: torch.device | str | None = None,
 ) -> dict[str, object]:
-    """Score ``model`` (in eval mode) on ``dataset``: mIoU, pixel accuracy, NLL, digit accuracy, per-class IoU."""
+    """Score ``model`` (in eval mode) on ``dataset``: mIoU, pixel and digit accuracy, NLL, ECE (all and digit pixels), per-class IoU."""
     if not isinstance(dataset, DigitScenes):
         raise TypeError(f"dataset must be a utils.data.DigitScenes, got {type(dataset).__name__}")
     if len(dataset) == 0:
@@ -106,11 +106,16 @@ def evaluate(
         model.train(was_training)
     pred = logits.argmax(1)
     conf = confusion_matrix(pred, dataset.labels, NUM_CLASSES)
+    probs = logits.softmax(1)
+    ece = CalibrationMeter(NUM_CLASSES).update(probs, dataset.labels).ece()
+    digit_ece = CalibrationMeter(NUM_CLASSES).update(probs, dataset.labels, mask=dataset.labels > 0).ece()
     return {
         "miou": mean_iou(conf),
         "pixel_accuracy": pixel_accuracy(conf),
         "nll": float(F.cross_entropy(logits, dataset.labels, ignore_index=IGNORE_INDEX)),
         "digit_accuracy": digit_accuracy(pred, dataset.instances, dataset.digits),
+        "ece": ece,
+        "digit_ece": digit_ece,
         "iou_per_class": iou_per_class(conf).tolist(),
         "confusion": conf,
     }
@@ -165,7 +170,7 @@ def train(
         record = {"epoch": epoch, "step": result.steps, "train_loss": loss_sum / max(n_batches, 1)}
         if val is not None:
             scores = evaluate(model, val, device=device)
-            record |= {f"val_{k}": scores[k] for k in ("miou", "pixel_accuracy", "nll", "digit_accuracy")}
+            record |= {f"val_{k}": scores[k] for k in ("miou", "pixel_accuracy", "nll", "digit_accuracy", "ece", "digit_ece")}
         result.history.append(record)
         if epoch in cfg.snapshots:
             result.snapshots[epoch] = copy.deepcopy(model.state_dict())
@@ -201,6 +206,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--test-size", type=int, default=SPLIT_SIZES["test"])
     p.add_argument("--no-recompose", action="store_true", help="reuse the same training scenes every epoch")
     p.add_argument("--snapshots", default=",".join(map(str, d.snapshots)), help="comma-separated epochs ('' for none)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -215,10 +221,11 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             weight_decay=args.weight_decay, width=args.width, depth=args.depth, dropout=args.dropout,
             train_size=args.train_size, val_size=args.val_size, recompose=not args.no_recompose,
-            snapshots=tuple(int(e) for e in args.snapshots.split(",") if e.strip()),
+            snapshots=tuple(int(e) for e in args.snapshots.split(",") if e.strip()), max_steps=args.max_steps,
         )  # fmt: skip
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        hint = " (pass --snapshots '' to keep no snapshots, or list epochs below --epochs)" if "snapshots" in str(err) else ""
+        print(f"error: {err}{hint}", file=sys.stderr)
         return 2
     if args.test_size < 0:
         print(f"error: test_size must be >= 0, got {args.test_size}", file=sys.stderr)
