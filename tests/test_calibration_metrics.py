@@ -43,7 +43,7 @@ NAN = float("nan")
 #   5      (0,    0,    1)        2   1      2     yes    (.75, 1]
 # ECE = (|0 - .5| + |1 - 1.375| + |2 - 1.875|) / 5 = (.5 + .375 + .125) / 5 = .2   (|Σ right - Σ conf| per bin / n)
 # MCE: bin gaps .5 (1 pixel), .1875 (2 pixels), .0625 (2 pixels) -> .5 with min_count=1, .1875 with min_count=2
-# ACE: ranks by confidence .5, .625, .75, .875, 1 -> groups floor(4 r / 5) = 0, 0, 1, 2, 3:
+# ECE-EM: ranks by confidence .5, .625, .75, .875, 1 -> groups floor(4 r / 5) = 0, 0, 1, 2, 3:
 #      (|0 - 1.125| + |1 - .75| + |1 - .875| + |1 - 1|) / 5 = 1.5 / 5 = .3
 # SCE: class 0, p_0 = .5, .75, .25, .125, 0: bins (0,.25]: Σp .375 vs Σ1[y=0] 1, (.25,.5]: .5 vs 0, (.5,.75]: .75 vs 1
 #      -> .625 + .5 + .25 = 1.375; class 1, p_1 = .25, .125, .625, .875, 0: .375 vs 1, .625 vs 0, .875 vs 1 -> 1.375;
@@ -74,7 +74,7 @@ def test_hand_computed_calibration_metrics():
     assert m.count == 5
     assert m.accuracy() == pytest.approx(3 / 5)
     assert m.ece() == pytest.approx(0.2, abs=1e-12)
-    assert m.ace() == pytest.approx(0.3, abs=1e-12)
+    assert m.ece_em() == pytest.approx(0.3, abs=1e-12)
     assert m.mce(min_count=1) == pytest.approx(0.5, abs=1e-12)
     assert m.mce(min_count=2) == pytest.approx(0.1875, abs=1e-12)
     assert math.isnan(m.mce(min_count=3))
@@ -92,7 +92,7 @@ def test_hand_computed_reliability_bins_and_summary():
     np.testing.assert_allclose(rel.accuracy, [NAN, 0.0, 0.5, 1.0])
     np.testing.assert_allclose(rel.gap, [NAN, -0.5, -0.1875, 0.0625])
     s = hand_meter().summary()
-    assert set(s) == {"ece", "ace", "mce", "sce", "nll", "brier", "accuracy", "count"}
+    assert set(s) == {"ece", "ece_em", "ace", "mce", "sce", "nll", "brier", "accuracy", "count"}
     assert s["count"] == 5 and math.isnan(s["mce"])  # default min_count=100 > any bin
     assert s["ece"] == pytest.approx(0.2)
 
@@ -145,7 +145,7 @@ def test_confidence_exactly_one_and_exactly_one_over_k():
     np.testing.assert_allclose(rel.confidence, [0.25, NAN, NAN, 1.0])
     np.testing.assert_allclose(rel.accuracy, [0.5, NAN, NAN, 0.5])
     assert m.ece() == pytest.approx((abs(1 - 0.5) + abs(1 - 2)) / 4)
-    assert m.ace() == pytest.approx(m.ece())  # tied confidences share a fine bin: the same two groups as ECE
+    assert m.ece_em() == pytest.approx(m.ece())  # tied confidences share a fine bin: the same two groups as ECE
     # with M = 15 the edge 1/4 falls inside (3/15, 4/15]
     assert CalibrationMeter(k).update(probs, target).reliability().count[3] == 2
     # a wrong one-hot pixel: NLL clamped at 1e-12
@@ -199,7 +199,7 @@ def test_calibration_report_streams_large_batches_like_the_meter():
     assert report["count"] == 5 * 128 * 512
 
 
-def test_ace_equals_exact_equal_mass_binning():
+def test_ece_em_equals_exact_equal_mass_binning():
     # 200 confidences far apart on the logit scale: with 2^20 fine bins each pixel has a fine bin to itself
     probs, target = random_probs(200, k=11, seed=6)
     conf, pred = probs.double().max(1)
@@ -209,9 +209,53 @@ def test_ace_equals_exact_equal_mass_binning():
     s_conf = torch.zeros(15, dtype=torch.float64).index_add_(0, group, conf[order])
     s_right = torch.zeros(15, dtype=torch.float64).index_add_(0, group, right[order])
     exact = float((s_right - s_conf).abs().sum() / 200)
-    assert CalibrationMeter(fine_bins=1 << 20).update(probs, target).ace() == pytest.approx(exact, abs=1e-12)
+    assert CalibrationMeter(fine_bins=1 << 20).update(probs, target).ece_em() == pytest.approx(exact, abs=1e-12)
     # the default resolution is exact up to one fine bin
-    assert CalibrationMeter().update(probs, target).ace() == pytest.approx(exact, abs=0.01)
+    assert CalibrationMeter().update(probs, target).ece_em() == pytest.approx(exact, abs=0.01)
+
+
+def nixon_ace(probs: torch.Tensor, target: torch.Tensor, ranges: int) -> float:
+    """Nixon et al.'s ACE by brute force: per class, sort p_k, cut into equal-mass ranges, average |acc - conf|."""
+    n, k = probs.shape
+    total = 0.0
+    for c in range(k):
+        p = probs[:, c].double()
+        hit = (target == c).double()
+        order = torch.argsort(p)
+        group = torch.arange(n) * ranges // n
+        s_p = torch.zeros(ranges, dtype=torch.float64).index_add_(0, group, p[order])
+        s_h = torch.zeros(ranges, dtype=torch.float64).index_add_(0, group, hit[order])
+        count = torch.bincount(group, minlength=ranges).double()
+        total += float(((s_h - s_p).abs() / count).sum()) / (k * ranges)  # (1/KR) Σ |acc - conf|
+    return total
+
+
+def test_ace_is_nixons_classwise_adaptive_error_by_hand():
+    # K = 2, R = 2; p_1 = .1, .2, .8, .9 with labels 0, 1, 1, 1.
+    # class 1 ranges {.1, .2}: acc .5, conf .15 -> .35; {.8, .9}: acc 1, conf .85 -> .15
+    # class 0 ranges {.1, .2}: acc 0, conf .15 -> .15; {.8, .9}: acc .5, conf .85 -> .35
+    # ACE = (.35 + .15 + .15 + .35) / (2 * 2) = .25
+    p1 = torch.tensor([0.1, 0.2, 0.8, 0.9], dtype=torch.float64)
+    probs = torch.stack([1 - p1, p1], dim=1)
+    target = torch.tensor([0, 1, 1, 1])
+    m = CalibrationMeter(num_classes=2, n_bins=2).update(probs, target)
+    assert m.ace() == pytest.approx(0.25, abs=1e-12)
+    assert nixon_ace(probs, target, 2) == pytest.approx(0.25, abs=1e-12)
+    # the top-label equal-mass ECE differs: confidences .9, .8, .8, .9 -> {.8 (wrong), .8 (right)}, {.9, .9}, both right
+    assert m.ece_em() == pytest.approx((abs(1 - 1.6) + abs(2 - 1.8)) / 4, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ace_equals_brute_force_nixon_ace(seed):
+    probs, target = random_probs(3000, k=5, seed=seed)
+    expected = nixon_ace(probs, target, 15)
+    assert CalibrationMeter(num_classes=5, fine_bins=1 << 16).update(probs, target).ace() == pytest.approx(expected, abs=2e-4)
+    assert CalibrationMeter(num_classes=5).update(probs, target).ace() == pytest.approx(expected, abs=3e-3)
+    # streaming in batches gives the same counts as one update
+    m = CalibrationMeter(num_classes=5)
+    for part in range(3):
+        m.update(probs[part * 1000:(part + 1) * 1000], target[part * 1000:(part + 1) * 1000])
+    assert m.ace() == pytest.approx(CalibrationMeter(num_classes=5).update(probs, target).ace(), abs=1e-12)
 
 
 # --- bad input ----------------------------------------------------------------------------------------------------

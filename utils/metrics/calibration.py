@@ -12,6 +12,15 @@ import torch.nn.functional as F
 from ..config import IGNORE_INDEX, NUM_CLASSES
 from ._checks import _check_int, _check_label_map, _check_mask, _check_prob_values, _check_probs
 
+def _equal_mass_gap(count: np.ndarray, s_prob: np.ndarray, s_hit: np.ndarray, n_bins: int, n: int) -> float:
+    """Σ_r |Σ hit - Σ prob| / n over ``n_bins`` equal-mass groups of consecutive fine bins (a fine bin joins the group of its first pixel)."""
+    before = np.cumsum(count) - count  # pixels in the fine bins below
+    group = np.minimum(n_bins * before // n, n_bins - 1)
+    s_p = np.bincount(group, weights=s_prob, minlength=n_bins)
+    s_h = np.bincount(group, weights=s_hit, minlength=n_bins)
+    return float(np.abs(s_h - s_p).sum() / n)
+
+
 @dataclass
 class ReliabilityBins:
     """The equal-width top-label bins of a reliability diagram (NaN confidence and accuracy where a bin is empty)."""
@@ -33,7 +42,7 @@ def _bin_index(x: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
 
 
 class CalibrationMeter:
-    """Stream pixels' probabilities and labels into binned counts; read ECE, ACE, MCE, SCE, NLL and Brier off them.
+    """Stream pixels' probabilities and labels into binned counts; read ECE, ECE-EM, ACE, MCE, SCE, NLL and Brier off them.
 
     Pixels are never stored, only per-bin sums (float64 and int64, on the CPU), so any number of pixels can
     be fed in batches from the CPU or a GPU. For each pixel i with probabilities p_i, label y_i, prediction
@@ -41,12 +50,20 @@ class CalibrationMeter:
 
     * ECE (Guo et al. 2017): bin m = ((m-1)/M, m/M] of c (c = 0 goes in bin 1),
       ECE = Σ_m (n_m/n) |acc_m - conf_m|; empty bins are skipped.
-    * ACE (Nixon et al. 2019): the same sum over M bins of equal mass (equal pixel counts). Pixel of rank r
-      (0-based, by increasing confidence) goes in bin floor(r M / n). The ranks come from a fine histogram
-      of t = log(c / (1 - c)) (1 - c clamped at 1e-7) with ``fine_bins`` equal-width bins between
+    * ECE-EM, the top-label equal-mass ECE (Nixon et al. 2019 discuss it; Kumar et al. 2019 and Roelofs et
+      al. 2022 call it equal-mass binning): the ECE sum over M bins of equal mass (equal pixel counts). Pixel
+      of rank r (0-based, by increasing confidence) goes in bin floor(r M / n). The ranks come from a fine
+      histogram of t = log(c / (1 - c)) (1 - c clamped at 1e-7) with ``fine_bins`` equal-width bins between
       logit(1/K) and logit(1 - 1e-7) ≈ 16.1: segmentation confidences pile up near 1, where the logit
       scale keeps them apart. A whole fine bin goes in the bin of its first pixel, so the edges of the
       equal-mass bins are exact up to one fine bin.
+    * ACE, the adaptive calibration error of Nixon et al. (2019): class-wise, over *every* class's
+      probability, with R = M ranges of equal mass per class:
+      ACE = (1/(K R)) Σ_k Σ_r |acc(r,k) - conf(r,k)|, where range r of class k holds the pixels of rank r
+      by p_k, acc(r,k) = mean of 1[y = k] and conf(r,k) = mean of p_k over them. The ranks come from a
+      per-class fine histogram of log(p_k / (1 - p_k)) (p_k clamped to [1e-12, 1 - 1e-7]), as for ECE-EM;
+      each range is weighted by its pixel share (n_{r,k} / n), which is 1/R when the ranges are exactly
+      equal (so the formula above) and stays right when one fine bin holds more than n/R pixels.
     * MCE: max_m |acc_m - conf_m| over the equal-width bins holding at least ``min_count`` pixels.
     * SCE (Nixon et al. 2019): every class's probability, not just the top one: equal-width bins b of p_k
       for each class k, SCE = (1/K) Σ_k Σ_b (n_{b,k}/n) |acc(b,k) - conf(b,k)| with
@@ -72,6 +89,7 @@ class CalibrationMeter:
         k = num_classes
         self._t_low = (math.log(1 / (k - 1)) if k > 1 else 0.0) - 1e-6
         self._t_high = math.log(1 / 1e-7) + 1e-6
+        self._u_low = math.log(1e-12) - 1e-6  # logit of a class probability clamped to [1e-12, 1 - 1e-7]
         self._reset()
 
     def _reset(self) -> None:
@@ -89,6 +107,9 @@ class CalibrationMeter:
         self._fine_count = np.zeros(f, np.int64)
         self._fine_conf = np.zeros(f, np.float64)
         self._fine_correct = np.zeros(f, np.float64)
+        self._cfine_count = np.zeros((k, f), np.int64)
+        self._cfine_prob = np.zeros((k, f), np.float64)
+        self._cfine_hit = np.zeros((k, f), np.float64)
 
     @property
     def count(self) -> int:
@@ -162,6 +183,16 @@ class CalibrationMeter:
         self._fine_conf += s_conf
         self._fine_correct += s_correct
 
+        pc = p.clamp(1e-12, 1 - 1e-7)
+        u = pc.log() - (1 - pc).log()
+        uscale = self.fine_bins / (self._t_high - self._u_low)
+        cfine = ((u - self._u_low) * uscale).floor().clamp_(0, self.fine_bins - 1).long()
+        cfine = (cfine + torch.arange(k, device=device) * self.fine_bins).flatten()
+        count, s_prob, s_hit = hist(cfine, k * self.fine_bins, p.flatten(), onehot.flatten())
+        self._cfine_count += count.reshape(k, self.fine_bins)
+        self._cfine_prob += s_prob.reshape(k, self.fine_bins)
+        self._cfine_hit += s_hit.reshape(k, self.fine_bins)
+
         p_y = (p * onehot).sum(dim=1)
         self._nll += float(-p_y.clamp(min=1e-12).log().sum())
         self._brier += float(((p - onehot) ** 2).sum())
@@ -182,7 +213,7 @@ class CalibrationMeter:
         self._nll += other._nll
         self._brier += other._brier
         for name in ("top_count", "top_conf", "top_correct", "cls_count", "cls_prob", "cls_hit",
-                     "fine_count", "fine_conf", "fine_correct"):
+                     "fine_count", "fine_conf", "fine_correct", "cfine_count", "cfine_prob", "cfine_hit"):
             getattr(self, "_" + name).__iadd__(getattr(other, "_" + name))
         return self
 
@@ -195,16 +226,19 @@ class CalibrationMeter:
         # Σ_m (n_m / n) |acc_m - conf_m| = Σ_m |Σ_{i in m} correct_i - Σ_{i in m} c_i| / n; empty bins add 0
         return float(np.abs(self._top_correct - self._top_conf).sum() / self._n) if self._n else float("nan")
 
-    def ace(self) -> float:
-        """Return the adaptive calibration error over ``n_bins`` bins of equal mass (exact up to one fine bin)."""
+    def ece_em(self) -> float:
+        """Return the top-label ECE over ``n_bins`` bins of equal mass (exact up to one fine bin)."""
         if not self._n:
             return float("nan")
-        count = self._fine_count
-        before = np.cumsum(count) - count  # pixels in the fine bins below
-        group = np.minimum(self.n_bins * before // self._n, self.n_bins - 1)
-        s_conf = np.bincount(group, weights=self._fine_conf, minlength=self.n_bins)
-        s_correct = np.bincount(group, weights=self._fine_correct, minlength=self.n_bins)
-        return float(np.abs(s_correct - s_conf).sum() / self._n)
+        return _equal_mass_gap(self._fine_count, self._fine_conf, self._fine_correct, self.n_bins, self._n)
+
+    def ace(self) -> float:
+        """Return Nixon et al.'s adaptive calibration error: class-wise, ``n_bins`` equal-mass ranges per class."""
+        if not self._n:
+            return float("nan")
+        gaps = [_equal_mass_gap(self._cfine_count[k], self._cfine_prob[k], self._cfine_hit[k], self.n_bins, self._n)
+                for k in range(self.num_classes)]  # fmt: skip
+        return float(np.mean(gaps))
 
     def mce(self, min_count: int = 100) -> float:
         """Return the maximum |accuracy - confidence| over the equal-width bins holding >= ``min_count`` pixels."""
@@ -239,9 +273,10 @@ class CalibrationMeter:
         return ReliabilityBins(self.edges.numpy().copy(), confidence, accuracy, count)
 
     def summary(self) -> dict[str, float]:
-        """Return ``ece, ace, mce, sce, nll, brier, accuracy, count`` (MCE with its default ``min_count``)."""
+        """Return ``ece, ece_em, ace, mce, sce, nll, brier, accuracy, count`` (MCE with its default ``min_count``)."""
         return {
             "ece": self.ece(),
+            "ece_em": self.ece_em(),
             "ace": self.ace(),
             "mce": self.mce(),
             "sce": self.sce(),
