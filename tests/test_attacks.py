@@ -679,3 +679,57 @@ def test_pgd_rejects_a_bad_seed(lin_batch, seed):
     model, x, y = lin_batch
     with pytest.raises(ValueError, match="seed"):
         pgd(model, x, y, eps=0.1, steps=1, random_start=True, seed=seed)
+
+
+# --- labels are checked against the model's number of classes (issue 13) ----------------------------
+
+
+@pytest.mark.parametrize("bad_value", [K, K + 7, -1])
+def test_labels_outside_the_model_classes_are_a_value_error(lin_batch, bad_value):
+    """A label >= K (or < 0) used to reach cross_entropy: IndexError on the CPU, a device assert on CUDA."""
+    model, x, y = lin_batch
+    bad = y.clone()
+    bad[0, 0, 0] = bad_value
+    with pytest.raises(ValueError, match=rf"labels must hold class labels in \[0, {K}\).*{bad_value}"):
+        fgsm(model, x, bad, 0.1)
+    with pytest.raises(ValueError, match=rf"labels must hold class labels in \[0, {K}\)"):
+        pgd(model, x, bad, eps=0.1, steps=2)
+    with pytest.raises(ValueError, match=rf"target must hold class labels in \[0, {K}\)"):
+        pgd(model, x, target=bad, eps=0.1, steps=2)
+    with pytest.raises(ValueError, match="labels must hold class labels"):
+        dense_loss(forward_logits(model, x), bad)
+
+
+def test_the_ignore_index_is_not_a_bad_label(lin_batch):
+    model, x, y = lin_batch
+    ignored = y.clone()
+    ignored[:, :2] = IGNORE_INDEX
+    fgsm(model, x, ignored, 0.1)
+    pgd(model, x, target=ignored, eps=0.1, steps=1)
+    custom = y.masked_fill(y == IGNORE_INDEX, 17)  # 17 >= K, but it is the ignore index given
+    assert torch.equal(fgsm(model, x, custom, 0.1, ignore_index=17), fgsm(model, x, y, 0.1))
+    with pytest.raises(ValueError, match="ignore_index=17"):
+        fgsm(model, x, torch.full_like(y, IGNORE_INDEX), 0.1, ignore_index=17)
+
+
+# --- progress bars (issue 13) ----------------------------------------------------------------------
+
+
+def test_progress_bars_do_not_change_the_attacks(lin_batch, capsys):
+    model, x, y = lin_batch
+    quiet = pgd(model, x, y, eps=0.1, steps=3, random_start=True)
+    loud = pgd(model, x, y, eps=0.1, steps=3, random_start=True, progress=True)
+    assert torch.equal(quiet, loud)
+    a = fooling_images(model, x, 1, steps=4)
+    b = fooling_images(model, x, 1, steps=4, progress=True)
+    for field in ("images", "steps", "steps_to_share", "reached", "target_share", "confidence"):
+        assert torch.equal(getattr(a, field), getattr(b, field)), field
+    err = capsys.readouterr().err
+    assert "PGD steps" in err and "fooling steps" in err  # the bars were drawn (on stderr)
+
+
+def test_attacks_draw_no_progress_bar_by_default(lin_batch, capsys):
+    model, x, y = lin_batch
+    pgd(model, x, y, eps=0.1, steps=2)
+    fooling_images(model, x, 1, steps=2)
+    assert capsys.readouterr().err == ""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from .config import IGNORE_INDEX
 from .models import _check_unit_images, forward_logits
@@ -69,18 +70,46 @@ def _check_labels(labels: torch.Tensor, images: torch.Tensor, name: str) -> torc
     return labels.to(images.device).long()
 
 
-def dense_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
-    """Return the per-pixel cross-entropy of ``labels`` under ``logits``, summed over non-ignored pixels."""
+def _check_label_range(labels: torch.Tensor, num_classes: int, ignore_index: int, name: str) -> None:
+    """Check that every label of ``labels`` is a class of the model (``[0, num_classes)``) or ``ignore_index``."""
+    kept = labels[labels != ignore_index]
+    if kept.numel() and bool((kept.min() < 0) | (kept.max() >= num_classes)):
+        bad = sorted({int(v) for v in kept[(kept < 0) | (kept >= num_classes)].unique()[:5]})
+        raise ValueError(
+            f"{name} must hold class labels in [0, {num_classes}) (the model predicts {num_classes} classes) "
+            f"or ignore_index={ignore_index}, got {bad}"
+        )
+
+
+def _dense_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
     return F.cross_entropy(logits.float(), labels, ignore_index=ignore_index, reduction="sum")
 
 
+def dense_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Return the per-pixel cross-entropy of ``labels`` under ``logits``, summed over non-ignored pixels."""
+    if not isinstance(logits, torch.Tensor) or logits.ndim < 2 or not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating-point tensor (B, K, H, W), got {getattr(logits, 'shape', type(logits))}")
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be an integer label map, got {getattr(labels, 'dtype', type(labels))}")
+    expected = (logits.shape[0], *logits.shape[2:])
+    if tuple(labels.shape) != expected:
+        raise ValueError(f"labels must have shape {expected} to match logits {tuple(logits.shape)}, got {tuple(labels.shape)}")
+    _check_label_range(labels, logits.shape[1], ignore_index, "labels")
+    return _dense_loss(logits, labels.long(), ignore_index)
+
+
 def _input_gradient(
-    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, ignore_index: int, focus: int = 0
+    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, ignore_index: int, focus: int = 0, name: str | None = None
 ) -> torch.Tensor:
-    """Gradient of the dense loss; ``focus`` = +1 (targeted) / -1 (untargeted) drops pixels already fooled."""
+    """Gradient of the dense loss; ``focus`` = +1 (targeted) / -1 (untargeted) drops pixels already fooled.
+
+    With ``name``, the labels are first checked against the model's number of classes (named ``name``).
+    """
     with torch.enable_grad():  # attacks also work when called under torch.no_grad()
         x = x.detach().requires_grad_(True)
         logits = forward_logits(model, x)
+        if name is not None:  # the model's K is known only now, after a forward
+            _check_label_range(labels, logits.shape[1], ignore_index, name)
         return _loss_gradient(logits, x, labels, ignore_index, focus)
 
 
@@ -91,7 +120,7 @@ def _loss_gradient(
         pred = logits.detach().argmax(1)
         fooled = (pred == labels) if focus > 0 else (pred != labels)
         labels = labels.masked_fill(fooled, ignore_index)
-    loss = dense_loss(logits, labels, ignore_index)
+    loss = _dense_loss(logits, labels, ignore_index)
     (grad,) = torch.autograd.grad(loss, x)
     return grad
 
@@ -107,13 +136,14 @@ def fgsm(
     """Return FGSM images ``clip(x + eps * sign(grad_x loss), 0, 1)`` (Goodfellow et al. 2015).
 
     Untargeted, ``labels`` are the true label maps and the step increases their loss; with
-    ``targeted=True`` they are the target maps and the step decreases it.
+    ``targeted=True`` they are the target maps and the step decreases it. Labels must be classes of
+    the model (``[0, K)``) or ``ignore_index``; anything else raises ``ValueError``.
     """
     eps = _check_eps(eps, "eps")
     _check_unit_images(images)
     labels = _check_labels(labels, images, "labels")
     with _eval_mode(model):
-        grad = _input_gradient(model, images, labels, ignore_index)
+        grad = _input_gradient(model, images, labels, ignore_index, name="labels")
     direction = -1.0 if targeted else 1.0
     return (images.detach() + direction * eps * grad.sign()).clamp(0.0, 1.0)
 
@@ -130,6 +160,7 @@ def pgd(
     seed: int = 0,
     focus: bool = False,
     ignore_index: int = IGNORE_INDEX,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Return PGD images within the L-infinity ball of radius ``eps`` around ``images`` (Madry et al. 2018).
 
@@ -139,6 +170,8 @@ def pgd(
     With ``focus``, each step follows the loss of only the pixels not yet fooled (still right for an
     untargeted attack, not yet on target for a targeted one), as Xie et al.'s DAG does; without it
     (Madry et al.'s plain PGD), pixels that are already fooled keep pulling the image their way.
+    Labels (or targets) must be classes of the model (``[0, K)``) or ``ignore_index``. ``progress``
+    shows a progress bar over the steps (the result is the same either way).
     """
     eps = _check_eps(eps, "eps")
     step_size = _check_eps(step_size, "step_size")
@@ -149,7 +182,8 @@ def pgd(
     if (labels is None) == (target is None):
         raise ValueError("give exactly one of labels (untargeted attack) or target (targeted attack)")
     targeted = target is not None
-    goal = _check_labels(target if targeted else labels, images, "target" if targeted else "labels")
+    goal_name = "target" if targeted else "labels"
+    goal = _check_labels(target if targeted else labels, images, goal_name)
     x0 = images.detach()
     x = x0.clone()
     if random_start and eps > 0:
@@ -158,8 +192,9 @@ def pgd(
         x = (x0 + (2 * noise - 1) * eps).clamp(0.0, 1.0)
     direction = -1.0 if targeted else 1.0
     with _eval_mode(model):
-        for _ in range(steps):
-            grad = _input_gradient(model, x, goal, ignore_index, int(-direction) if focus else 0)
+        for step in tqdm(range(steps), desc="PGD steps", disable=not progress, leave=False):
+            name = goal_name if step == 0 else None  # check the labels against K once, at the first forward
+            grad = _input_gradient(model, x, goal, ignore_index, int(-direction) if focus else 0, name)
             x = x + direction * step_size * grad.sign()
             x = torch.min(torch.max(x, x0 - eps), x0 + eps).clamp(0.0, 1.0).detach()
     return x
@@ -186,6 +221,7 @@ def fooling_images(
     step_size: float = 1 / 255,
     min_share: float = 0.95,
     min_confidence: float = 0.99,
+    progress: bool = False,
 ) -> FoolingResult:
     """Drive ``region`` (default: every pixel) of each image towards ``target_class`` by gradient ascent.
 
@@ -193,6 +229,7 @@ def fooling_images(
     log-probability summed over the region (Nguyen et al. 2015, here for a dense model), staying in
     ``[0, 1]``. An image stops changing once at least ``min_share`` of its region is labelled as the
     target with mean max-softmax at least ``min_confidence`` there, or after ``steps`` steps.
+    ``progress`` shows a progress bar over the steps (the result is the same either way).
     """
     _check_unit_images(init, "init")
     steps = _check_steps(steps)
@@ -229,7 +266,8 @@ def fooling_images(
         conf = (probs.amax(1) * region).flatten(1).sum(1) / npix
         return share, conf
 
-    with _eval_mode(model), torch.enable_grad():
+    bar = tqdm(total=steps, desc="fooling steps", disable=not progress, leave=False)
+    with _eval_mode(model), torch.enable_grad(), bar:
         for step in range(steps + 1):
             x_req = x.detach().requires_grad_(True)
             logits = forward_logits(model, x_req)
@@ -247,4 +285,5 @@ def fooling_images(
             grad = _loss_gradient(logits, x_req, target, IGNORE_INDEX, focus=0)
             move = (~done).to(x.dtype)[:, None, None, None]
             x = (x - move * step_size * grad.sign()).clamp(0.0, 1.0).detach()
+            bar.update(1)
     return FoolingResult(x.detach(), used, to_share, done.cpu(), share.cpu(), conf.cpu())
