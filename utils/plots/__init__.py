@@ -2,6 +2,7 @@
 
 - :mod:`~utils.plots.scenes`: scenes, label maps, training curves, confusion matrices, heat maps;
 - :mod:`~utils.plots.softmax`: temperatures and input scaling;
+- :mod:`~utils.plots.toy`: the 2-D toy (max-softmax and ensemble mutual information on the plane);
 - :mod:`~utils.plots.fooling`: fooling images and predictions on out-of-distribution inputs;
 - :mod:`~utils.plots.attacks`: adversarial sweeps and attacked scenes;
 - :mod:`~utils.plots.calibration`: reliability diagrams, metric curves, the temperature explorer;
@@ -34,6 +35,7 @@ from .scenes import (
     show_training,
 )
 from .softmax import show_scaling, show_temperatures, softmax_explorer
+from .toy import show_toy_plane
 from .uncertainty import members_explorer, members_view, show_uncertainty_maps
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "show_scaling",
     "show_scenes",
     "show_temperatures",
+    "show_toy_plane",
     "show_training",
     "show_uncertainty_maps",
     "softmax_explorer",
