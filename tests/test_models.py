@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from utils.data import DigitScenes, make_loader
-from utils.models import UNet, count_parameters, forward_logits, mc_dropout_mode, predict_logits
+from utils.models import UNet, _model_device, count_parameters, forward_logits, mc_dropout_mode, predict_logits
 
 
 class DictWrapper(nn.Module):
@@ -185,7 +188,8 @@ def test_predict_logits_leaves_model_mode_untouched(tiny_unet):
     predict_logits(tiny_unet, x)
     assert not tiny_unet.training
     tiny_unet.train()
-    predict_logits(tiny_unet, x)
+    with pytest.warns(UserWarning, match="training mode"):
+        predict_logits(tiny_unet, x)
     assert tiny_unet.training and all(m.training for m in tiny_unet.modules())
     mc_dropout_mode(tiny_unet)
     a, b = predict_logits(tiny_unet, x), predict_logits(tiny_unet, x)
@@ -200,6 +204,81 @@ def test_predict_logits_validation(tiny_unet):
         predict_logits(tiny_unet, [])
     with pytest.raises(TypeError):
         predict_logits(tiny_unet, torch.zeros(1, 1, 32, 32, dtype=torch.uint8))
+
+
+def test_predict_logits_rejects_numpy_arrays_with_a_hint(tiny_unet):
+    """A numpy array used to fail with AttributeError ('numpy.ndarray' object has no attribute 'split'/'to')."""
+    x = np.random.default_rng(0).random((2, 1, 32, 32), dtype=np.float32)
+    with pytest.raises(TypeError, match=r"images must be a torch\.Tensor.*torch\.from_numpy"):
+        predict_logits(tiny_unet, x)
+    with pytest.raises(TypeError, match=r"torch\.from_numpy"):
+        predict_logits(tiny_unet, [x[:1], x[1:]])  # a loader that yields numpy arrays
+    with pytest.raises(TypeError, match="images"):
+        predict_logits(tiny_unet, 3)
+    with pytest.raises(TypeError, match="model"):
+        predict_logits(lambda t: t, torch.rand(1, 1, 32, 32))
+    assert torch.allclose(predict_logits(tiny_unet, torch.from_numpy(x).float()), tiny_unet(torch.from_numpy(x)).detach(), atol=1e-5)
+
+
+class _Scale(nn.Module):
+    """A model without parameters (optionally with a buffer): logits are a fixed map of the image."""
+
+    def __init__(self, buffer_device: str | None = None) -> None:
+        super().__init__()
+        if buffer_device is not None:
+            self.register_buffer("scale", torch.full((1, 3, 1, 1), 2.0, device=buffer_device))
+
+    def forward(self, x):
+        scale = self.scale if hasattr(self, "scale") else 2.0
+        return torch.cat([x, -x, 0 * x], dim=1) * scale
+
+
+@pytest.mark.parametrize("buffer_device", [None, "cpu"])
+def test_predict_logits_on_a_model_without_parameters(buffer_device):
+    """``next(model.parameters())`` used to raise a bare StopIteration for a parameter-free model."""
+    model = _Scale(buffer_device).eval()
+    x = torch.rand(3, 1, 8, 8)
+    out = predict_logits(model, x, batch_size=2)
+    assert out.shape == (3, 3, 8, 8) and torch.equal(out[:, 0], 2 * x[:, 0])
+    assert torch.equal(predict_logits(model, x, device="cpu"), out)
+
+
+def test_model_device_falls_back_to_buffers_then_the_cpu():
+    assert _model_device(_Scale()) == torch.device("cpu")
+    assert _model_device(_Scale("meta")) == torch.device("meta")  # no parameter: the buffer decides
+    assert _model_device(_Scale("meta"), device="cpu") == torch.device("cpu")  # the argument wins
+    assert _model_device(nn.Conv2d(1, 1, 1, device="meta")) == torch.device("meta")
+
+
+def test_predict_logits_warns_when_batchnorm_or_the_model_is_in_training_mode():
+    torch.manual_seed(0)
+    fresh = UNet(width=4)  # a freshly built model is in training mode
+    x = torch.rand(4, 1, 32, 32)
+    with pytest.warns(UserWarning, match=r"model\.eval\(\).*mc_dropout_mode") as record:
+        predict_logits(fresh, x)
+    assert "BatchNorm2d" in str(record[0].message)
+    assert record[0].filename == __file__  # points at the caller's line
+    assert fresh.training  # it warns, it does not switch the mode
+    only_bn = UNet(width=4).eval()
+    only_bn.down[0][1].train()  # one BatchNorm left in training mode is enough to warn
+    with pytest.warns(UserWarning, match="down.0.1"):
+        predict_logits(only_bn, x)
+    no_bn = nn.Sequential(nn.Conv2d(1, 3, 1), nn.Dropout2d(0.5))  # the whole model in training mode, dropout on
+    with pytest.warns(UserWarning, match="Dropout2d"):
+        predict_logits(no_bn, x)
+
+
+def test_predict_logits_is_silent_in_eval_and_mc_dropout_mode(tiny_unet):
+    x = torch.rand(2, 1, 32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        eval_out = predict_logits(tiny_unet.eval(), x)
+        mc_dropout_mode(tiny_unet)
+        torch.manual_seed(0)
+        mc_out = predict_logits(tiny_unet, x)  # dropout on, BatchNorm frozen: intended, so no warning
+        predict_logits(nn.Sequential(nn.Conv2d(1, 3, 1)), x)  # training mode, but nothing depends on it
+    assert not torch.allclose(eval_out, mc_out)
+    tiny_unet.eval()
 
 
 # --- a torchvision model ------------------------------------------------------------------------

@@ -6,8 +6,10 @@ torchvision-style dict holding them under ``"out"`` (for example ``torchvision.m
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -125,6 +127,32 @@ def _check_unit_images(x: torch.Tensor, name: str = "images") -> None:
         raise ValueError(f"{name} must lie in [0, 1] (and hold no NaN)")
 
 
+def _model_device(model: nn.Module, device: torch.device | str | None = None) -> torch.device:
+    """Return ``device`` if given, else that of the model's first parameter, else of its first buffer, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _batch_dependent_layers(model: nn.Module) -> list[str]:
+    """Names of the layers that make ``model``'s output depend on the batch or on chance in its current mode.
+
+    BatchNorm (and InstanceNorm with running statistics) in training mode normalise with the batch's
+    own statistics. Dropout counts only while the model itself is in training mode: the MC-dropout
+    setup (:func:`mc_dropout_mode`) puts the model in eval mode with its dropout layers on, on purpose.
+    """
+    found = []
+    for name, module in model.named_modules():
+        norm = isinstance(module, nn.modules.batchnorm._BatchNorm) or (
+            isinstance(module, nn.modules.instancenorm._InstanceNorm) and module.track_running_stats
+        )
+        if module.training and (norm or (model.training and isinstance(module, _DROPOUT_TYPES))):
+            found.append(f"{name or type(model).__name__} ({type(module).__name__})")
+    return found
+
+
 @torch.no_grad()
 def predict_logits(
     model: nn.Module,
@@ -134,17 +162,46 @@ def predict_logits(
 ) -> torch.Tensor:
     """Return the logits of ``model`` for a tensor of images ``(N, C, H, W)`` or a loader, on the CPU.
 
-    The model's train/eval state is left as it is (use ``model.eval()`` or :func:`mc_dropout_mode`).
+    The model's train/eval state is left as it is, so that MC dropout (:func:`mc_dropout_mode`) keeps
+    its dropout layers on. A model in training mode (a freshly built model is) normalises with batch
+    statistics and drops units at random, so its logits depend on the batch: ``predict_logits`` then
+    warns (``UserWarning``) and runs it anyway; call ``model.eval()`` first, or
+    :func:`mc_dropout_mode` for MC dropout. The model runs on ``device`` (default: the device of its
+    parameters, else of its buffers, else the CPU).
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if isinstance(images, np.ndarray):
+        raise TypeError(
+            "images must be a torch.Tensor (N, C, H, W) or an iterable of them, got a numpy array: "
+            "pass torch.from_numpy(images).float()"
+        )
+    if not isinstance(images, (torch.Tensor, Iterable)) or isinstance(images, (str, bytes)):
+        raise TypeError(f"images must be a torch.Tensor (N, C, H, W) or a loader of them, got {type(images).__name__}")
+    layers = _batch_dependent_layers(model)
+    if layers:
+        shown = ", ".join(layers[:3]) + (f" and {len(layers) - 3} more" if len(layers) > 3 else "")
+        warnings.warn(
+            f"predict_logits: the model is in training mode ({shown}), so its logits depend on the batch "
+            "(BatchNorm batch statistics) or on chance (dropout); call model.eval() first, or "
+            "utils.models.mc_dropout_mode(model) for MC dropout",
+            UserWarning,
+            stacklevel=3,  # the caller of predict_logits (torch.no_grad's wrapper adds one frame)
+        )
+    device = _model_device(model, device)
     if isinstance(images, torch.Tensor):
         _check_images(images, "images")
         batches = images.split(batch_size)
     else:
         batches = (b[0] if isinstance(b, (tuple, list)) else b for b in images)
-    outs = [forward_logits(model, b.to(device)).float().cpu() for b in batches]
+    outs = []
+    for b in batches:
+        if isinstance(b, np.ndarray):
+            raise TypeError("images yielded a numpy array: yield torch tensors (torch.from_numpy(batch).float())")
+        _check_images(b, "images (a batch of the loader)")
+        outs.append(forward_logits(model, b.to(device)).float().cpu())
     if not outs:
         raise ValueError("images is empty")
     return torch.cat(outs)
