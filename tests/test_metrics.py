@@ -46,8 +46,41 @@ def test_confusion_matrix_matches_brute_force_on_batches():
     assert confusion_matrix(pred.to(torch.uint8), target.to(torch.uint8), num_classes=5).tolist() == expected.tolist()
 
 
-def test_confusion_matrix_default_has_eleven_classes():
-    assert confusion_matrix(PRED, TARGET).shape == (11, 11)
+def test_confusion_matrix_infers_the_number_of_classes():
+    """The default used to be 11 classes (DigitScenes): labels >= 11 of another model raised."""
+    assert confusion_matrix(PRED, TARGET).tolist() == CONF  # K = largest label + 1 = 3
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 21, (2, 9, 9), generator=g)  # a 21-class model (e.g. Pascal VOC)
+    pred = torch.randint(0, 21, (2, 9, 9), generator=g)
+    target[0, 0, 0], pred[0, 0, 1] = 20, 20
+    assert torch.equal(confusion_matrix(pred, target), confusion_matrix(pred, target, num_classes=21))
+    # ignored pixels do not count towards K, whatever pred says there
+    ignored = TARGET.clone()
+    ignored[1, 1] = IGNORE_INDEX
+    assert confusion_matrix(torch.tensor([[0, 2], [2, 9]]), ignored).shape == (3, 3)
+    assert confusion_matrix(PRED, torch.full_like(TARGET, IGNORE_INDEX)).shape == (0, 0)
+
+
+def test_mean_iou_and_pixel_accuracy_do_not_depend_on_the_inferred_k():
+    """mIoU over present classes is the same with K inferred or K = 11 (the course's calls)."""
+    g = torch.Generator().manual_seed(3)
+    for top in (3, 7, 11):  # the last classes absent from both maps
+        target = torch.randint(0, top, (4, 16, 16), generator=g)
+        pred = torch.randint(0, top, (4, 16, 16), generator=g)
+        target[0, :2] = IGNORE_INDEX
+        inferred, fixed = confusion_matrix(pred, target), confusion_matrix(pred, target, num_classes=11)
+        assert inferred.shape == (top, top)
+        assert mean_iou(inferred) == mean_iou(fixed)
+        assert pixel_accuracy(inferred) == pixel_accuracy(fixed)
+        assert torch.equal(inferred, fixed[:top, :top])
+
+
+def test_confusion_matrix_rejects_the_ignore_index_in_pred_when_inferring():
+    pred = torch.tensor([[0, IGNORE_INDEX], [2, 2]])
+    with pytest.raises(ValueError, match="pred holds ignore_index=255.*num_classes"):
+        confusion_matrix(pred, TARGET)
+    with pytest.raises(ValueError, match="pred"):
+        confusion_matrix(torch.tensor([[0, -1], [2, 2]]), TARGET)
 
 
 def test_confusion_matrix_excludes_ignore_index():
@@ -92,6 +125,8 @@ def test_confusion_matrix_type_and_shape_errors():
         confusion_matrix(PRED[:1], TARGET, num_classes=3)
     with pytest.raises(ValueError, match="num_classes"):
         confusion_matrix(PRED, TARGET, num_classes=0)
+    with pytest.raises(ValueError, match="num_classes"):
+        confusion_matrix(PRED, TARGET, num_classes=2.0)
 
 
 # --- IoU and accuracy ---------------------------------------------------------------------------
@@ -192,6 +227,30 @@ def test_digit_accuracy_errors():
         digit_accuracy(pred.float(), instances, digits)
 
 
+def test_digit_accuracy_takes_num_classes_and_works_beyond_eleven():
+    pred, instances, digits = _digit_case()
+    assert digit_accuracy(pred, instances, digits, num_classes=11) == pytest.approx(0.5)
+    assert digit_accuracy(pred, instances, digits, num_classes=9) == pytest.approx(0.5)  # labels up to 8
+    with pytest.raises(ValueError, match=r"pred holds labels outside \[0, 5\)"):
+        digit_accuracy(pred, instances, digits, num_classes=5)
+    with pytest.raises(ValueError, match="digits must be in"):
+        digit_accuracy(torch.zeros_like(pred), instances, digits, num_classes=3)
+    with pytest.raises(ValueError, match="num_classes"):
+        digit_accuracy(pred, instances, digits, num_classes=0)
+    # a model with 14 "digit" classes (class 13 = digit 12)
+    instances = torch.ones(1, 2, 2, dtype=torch.long)
+    many = torch.full((1, 2, 2), 13)
+    assert digit_accuracy(many, instances, [[12]]) == 1.0 == digit_accuracy(many, instances, [[12]], num_classes=14)
+
+
+def test_digit_accuracy_rejects_negative_predictions():
+    """A negative label used to reach torch.bincount (RuntimeError)."""
+    pred, instances, digits = _digit_case()
+    pred[0, 0, 0] = -1
+    with pytest.raises(ValueError, match="pred"):
+        digit_accuracy(pred, instances, digits)
+
+
 # --- max softmax and NLL ------------------------------------------------------------------------
 
 
@@ -204,6 +263,29 @@ def test_max_softmax_equals_softmax_max_and_is_bounded():
     assert float(conf.min()) >= 1 / 5 - 1e-6 and float(conf.max()) <= 1.0
     assert torch.allclose(max_softmax(torch.zeros(1, 4, 2, 2)), torch.full((1, 2, 2), 0.25))
     assert max_softmax(logits.half()).dtype == torch.float32
+
+
+def test_max_softmax_and_nll_refuse_probabilities():
+    """Probabilities passed as logits used to get a second softmax silently (wrong values)."""
+    g = torch.Generator().manual_seed(2)
+    logits = 4 * torch.randn(2, 5, 3, 3, generator=g)
+    probs = logits.softmax(1)
+    with pytest.raises(ValueError, match=r"look like probabilities.*probs\.amax\(1\)"):
+        max_softmax(probs)
+    with pytest.raises(ValueError, match="look like probabilities"):
+        max_softmax(probs.half())
+    target = torch.randint(0, 5, (2, 3, 3), generator=g)
+    with pytest.raises(ValueError, match=r"look like probabilities.*calibration_report"):
+        nll(probs, target)
+    # logits, even non-negative ones or ones in [0, 1], pass
+    assert torch.allclose(max_softmax(logits), probs.amax(1))
+    assert max_softmax(logits.abs()).shape == (2, 3, 3)
+    assert max_softmax(torch.full((1, 4, 2, 2), 0.5)).allclose(torch.full((1, 2, 2), 0.25))  # sums to 2
+    one_hot_like = torch.zeros(1, 3, 2, 2)
+    one_hot_like[:, 0] = 1.0  # a one-hot map also sums to 1: refused, it is a probability map
+    with pytest.raises(ValueError, match="probabilities"):
+        max_softmax(one_hot_like)
+    assert max_softmax(torch.zeros(0, 4, 2, 2)).shape == (0, 2, 2)
 
 
 def test_max_softmax_errors():

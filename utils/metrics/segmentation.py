@@ -5,21 +5,60 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..config import IGNORE_INDEX, NUM_CLASSES
+from ..config import IGNORE_INDEX
 from ._checks import _check_label_map, _check_logits
 
+#: Tolerance of the "these are probabilities, not logits" test: every pixel's values sum to 1 within it.
+_PROB_SUM_TOL = 1e-2
+
+
+def _check_num_classes(num_classes: int | None) -> None:
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
+        raise ValueError(f"num_classes must be a positive int or None (inferred from the labels), got {num_classes!r}")
+
+
+def _reject_probabilities(logits: torch.Tensor, function: str, instead: str) -> None:
+    """Raise ``ValueError`` if ``logits`` look like probabilities: all in [0, 1] and summing to 1 over dim 1.
+
+    Real logits practically never do (they are unbounded and their sum is arbitrary), while passing
+    softmax outputs where logits are expected silently applies a second softmax.
+    """
+    if logits.numel() == 0 or logits.shape[1] < 2:
+        return
+    if float(logits.min()) < 0 or float(logits.max()) > 1:
+        return
+    if bool(((logits.sum(1, dtype=torch.float32) - 1).abs() <= _PROB_SUM_TOL).all()):
+        raise ValueError(
+            f"logits look like probabilities (all values in [0, 1], summing to 1 over dim 1), but {function} "
+            f"takes logits and applies the softmax itself; for probabilities use {instead}"
+        )
+
+
 def confusion_matrix(
-    pred: torch.Tensor, target: torch.Tensor, num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int | None = None, ignore_index: int = IGNORE_INDEX
 ) -> torch.Tensor:
-    """Return the ``(K, K)`` int64 confusion matrix, rows = true class, columns = predicted class."""
+    """Return the ``(K, K)`` int64 confusion matrix, rows = true class, columns = predicted class.
+
+    Pixels whose target is ``ignore_index`` count nowhere. With ``num_classes=None``, ``K`` is the
+    largest label in ``target`` or ``pred`` (on the counted pixels) plus one, as ``calibration_report``
+    takes ``K`` from its input; mIoU and pixel accuracy over the present classes do not depend on
+    ``K``. Pass ``num_classes`` to get every class's row (for example to add up matrices of several
+    batches, or when the last classes may be absent).
+    """
     _check_label_map(pred, "pred")
     _check_label_map(target, "target")
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    _check_num_classes(num_classes)
     keep = target != ignore_index
     t, p = target[keep].long(), pred[keep].long()
+    if num_classes is None:
+        if p.numel() and bool((p == ignore_index).any()):
+            raise ValueError(
+                f"pred holds ignore_index={ignore_index} on pixels whose target is counted; "
+                f"pass num_classes if {ignore_index} is a real class"
+            )
+        num_classes = int(torch.cat([t, p]).max()) + 1 if t.numel() else 0
     for name, v in (("target", t), ("pred", p)):
         if v.numel() and (v.min() < 0 or v.max() >= num_classes):
             raise ValueError(f"{name} holds labels outside [0, {num_classes}) other than ignore_index={ignore_index}")
@@ -48,12 +87,16 @@ def pixel_accuracy(conf: torch.Tensor) -> float:
     return float(conf.diag().sum() / total) if total > 0 else float("nan")
 
 
-def digit_accuracy(pred: torch.Tensor, instances: torch.Tensor, digits: list[list[int]]) -> float:
+def digit_accuracy(
+    pred: torch.Tensor, instances: torch.Tensor, digits: list[list[int]], num_classes: int | None = None
+) -> float:
     """Return the fraction of digit instances whose pixels are labelled, by majority, with the right digit.
 
     ``pred`` and ``instances`` are ``(N, H, W)`` maps; instance ``j + 1`` of scene ``n`` is digit
-    ``digits[n][j]``. An instance's label is the most frequent *digit* class predicted on its pixels;
-    an instance predicted entirely as background counts as wrong.
+    ``digits[n][j]``, which is class ``digit + 1`` (class 0 is the background). An instance's label is
+    the most frequent *non-background* class predicted on its pixels; an instance predicted entirely
+    as background counts as wrong. Any number of classes works; with ``num_classes`` given, ``pred``
+    and ``digits`` are checked against it (``pred`` in ``[0, K)``, digits in ``[0, K - 1)``).
     """
     _check_label_map(pred, "pred")
     _check_label_map(instances, "instances")
@@ -61,6 +104,15 @@ def digit_accuracy(pred: torch.Tensor, instances: torch.Tensor, digits: list[lis
         raise ValueError(f"pred and instances must both be (N, H, W), got {tuple(pred.shape)}, {tuple(instances.shape)}")
     if len(digits) != pred.shape[0]:
         raise ValueError(f"digits must list one entry per scene ({pred.shape[0]}), got {len(digits)}")
+    _check_num_classes(num_classes)
+    if pred.numel() and int(pred.min()) < 0:
+        raise ValueError(f"pred must hold class labels >= 0, got {int(pred.min())}")
+    if num_classes is not None:
+        if pred.numel() and int(pred.max()) >= num_classes:
+            raise ValueError(f"pred holds labels outside [0, {num_classes}): {int(pred.max())}")
+        wrong = [d for scene in digits for d in scene if not 0 <= d < num_classes - 1]
+        if wrong:
+            raise ValueError(f"digits must be in [0, {num_classes - 1}) for num_classes={num_classes}, got {wrong[:5]}")
     right = total = 0
     for n, scene_digits in enumerate(digits):
         for j, digit in enumerate(scene_digits):
@@ -68,7 +120,7 @@ def digit_accuracy(pred: torch.Tensor, instances: torch.Tensor, digits: list[lis
             total += 1
             if votes.numel() == 0:
                 continue
-            counts = torch.bincount(votes.long(), minlength=NUM_CLASSES)[1:]
+            counts = torch.bincount(votes.long())[1:]  # votes per non-background class
             right += int(counts.sum() > 0 and int(counts.argmax()) == digit)
     if total == 0:
         raise ValueError("digits lists no digit instances")
@@ -76,15 +128,25 @@ def digit_accuracy(pred: torch.Tensor, instances: torch.Tensor, digits: list[lis
 
 
 def max_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """Return the per-pixel maximum softmax probability ``(B, H, W)`` of logits ``(B, K, H, W)``."""
+    """Return the per-pixel maximum softmax probability ``(B, H, W)`` of *logits* ``(B, K, H, W)``.
+
+    It applies the softmax itself. For probabilities (for example ``Predictive.probs``) take
+    ``probs.amax(1)`` (``Predictive.max_softmax`` does); probabilities passed here raise ``ValueError``.
+    """
     _check_logits(logits)
+    _reject_probabilities(logits, "max_softmax", "probs.amax(1) (or Predictive.max_softmax)")
     return logits.float().softmax(dim=1).amax(dim=1)
 
 
 def nll(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> float:
-    """Return the mean per-pixel negative log-likelihood (nats) of ``target`` under ``softmax(logits)``."""
+    """Return the mean per-pixel negative log-likelihood (nats) of ``target`` under ``softmax(logits)``.
+
+    It takes *logits*; for probabilities use ``calibration_report(probs, target)["nll"]``
+    (probabilities passed here raise ``ValueError``).
+    """
     _check_logits(logits)
     _check_label_map(target, "target")
+    _reject_probabilities(logits, "nll", 'metrics.calibration_report(probs, target)["nll"]')
     if target.shape != logits.shape[:1] + logits.shape[2:]:
         raise ValueError(f"target must be (B, H, W) matching logits {tuple(logits.shape)}, got {tuple(target.shape)}")
     if not (target != ignore_index).any():
