@@ -4,7 +4,7 @@
   boundary masks;
 - :mod:`~utils.metrics.calibration`: the streaming :class:`CalibrationMeter` (ECE, ACE, MCE, SCE, NLL,
   Brier) and reliability bins;
-- :mod:`~utils.metrics.detection`: AUROC, ROC curves, AUPR, FPR at 95 % TPR, and a streaming binned meter;
+- :mod:`~utils.metrics.detection`: AUROC, ROC curves, AUPR, FPR at 95 % TPR, per-image scores, a streaming binned meter;
 - :mod:`~utils.metrics.selective`: risk-coverage curves, AURC / E-AURC, and PAvPU.
 
 All functions honour an ignore index (pixels labelled :data:`utils.config.IGNORE_INDEX` count
@@ -23,6 +23,7 @@ from .detection import (
     auroc,
     detection_report,
     fpr_at_tpr,
+    image_scores,
     masked_mean,
     misclassification_auroc,
     ood_auroc,
@@ -54,6 +55,7 @@ __all__ = [
     "detection_report",
     "digit_accuracy",
     "fpr_at_tpr",
+    "image_scores",
     "iou_per_class",
     "masked_mean",
     "max_softmax",

@@ -213,3 +213,32 @@ class DetectionMeter:
         """Return ``auroc``, ``aupr`` and ``fpr95`` as :func:`detection_report` does."""
         return {"auroc": self.auroc(), "aupr": self.aupr(), "fpr95": self.fpr_at_tpr(0.95)}
 
+
+
+def image_scores(score: torch.Tensor, reduce: str = "mean", k: int | None = None) -> torch.Tensor:
+    """Return one score per image ``(B,)`` from a per-pixel ``score`` ``(B, ...)``: the mean, or the mean of the ``k`` largest.
+
+    ``reduce="mean"`` averages every pixel of an image; ``reduce="topk"`` averages its ``k`` highest
+    pixel scores (a small object among confident pixels still raises the image's score). The result,
+    in float64, can be ranked with :func:`auroc` to detect whole images.
+    """
+    _check_pixels(score, "score")
+    if not score.is_floating_point():
+        raise TypeError(f"score must be floating point, got dtype {score.dtype}")
+    if score.ndim < 2:
+        raise ValueError(f"score must have shape (B, ...) with at least one pixel dimension, got {tuple(score.shape)}")
+    if reduce not in ("mean", "topk"):
+        raise ValueError(f"reduce must be 'mean' or 'topk', got {reduce!r}")
+    flat = score.detach().flatten(1).double()
+    if torch.isnan(flat).any():
+        raise ValueError("score holds NaN values")
+    if reduce == "mean":
+        if k is not None:
+            raise ValueError(f"k is only used with reduce='topk', got k={k!r}")
+        return flat.mean(1).cpu()
+    if k is None:
+        raise ValueError("k must be given with reduce='topk'")
+    k = _check_int(k, "k", 1)
+    if k > flat.shape[1]:
+        raise ValueError(f"k must be at most the number of pixels per image ({flat.shape[1]}), got {k}")
+    return flat.topk(k, dim=1).values.mean(1).cpu()
