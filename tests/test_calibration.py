@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -81,11 +82,38 @@ def test_ignored_and_masked_pixels_do_not_influence_the_fit() -> None:
     assert fit_temperature(wild, labels) != pytest.approx(t, rel=1e-3)
 
 
-def test_fit_stops_at_the_bounds() -> None:
+@pytest.mark.parametrize("true_t", [50.0, 0.02])
+def test_fit_finds_temperatures_beyond_the_old_bounds(true_t: float) -> None:
+    """The search used to stop at (0.05, 20) and return the bound silently."""
+    z, labels = _synthetic(n=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # inside the default bounds: no warning
+        t = fit_temperature(z * true_t, labels)
+    assert abs(t / true_t - 1) < 0.05
+
+
+@pytest.mark.parametrize(
+    "scale, bounds, expected",
+    [(1000.0, None, 100.0), (1 / 1000, None, 0.01), (3.0, (0.5, 2.0), 2.0), (0.2, (0.5, 2.0), 0.5)],
+)
+def test_fit_warns_when_the_optimum_lies_beyond_a_bound(scale: float, bounds, expected: float) -> None:
     z, labels = _synthetic(n=2)
-    assert fit_temperature(z * 100, labels) == pytest.approx(20.0)
-    assert fit_temperature(z / 100, labels) == pytest.approx(0.05)
-    assert fit_temperature(z * 3, labels, bounds=(0.5, 2.0)) == pytest.approx(2.0)
+    kwargs = {} if bounds is None else {"bounds": bounds}
+    side = "above" if scale > 1 else "below"
+    with pytest.warns(UserWarning, match=rf"still falling at the bound T = {expected:g}.*lies {side}.*wider bounds") as record:
+        t = fit_temperature(z * scale, labels, **kwargs)
+    assert t == pytest.approx(expected)
+    assert record[0].filename == __file__  # points at the caller
+
+
+def test_fit_does_not_warn_when_the_optimum_is_inside_the_bounds() -> None:
+    z, labels = _synthetic(n=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fit_temperature(z * 1.5, labels, bounds=(0.5, 2.0)) == pytest.approx(1.5, rel=0.05)
+        # an optimum right next to a bound, but inside it
+        t = fit_temperature(z * 1.5, labels)
+        assert fit_temperature(z * 1.5, labels, bounds=(t * 0.999, 10.0)) == pytest.approx(t, rel=1e-5)
 
 
 def test_chunk_size_bounds_memory() -> None:
@@ -169,8 +197,9 @@ def test_lraspp_fit_and_wrap(lraspp: torch.nn.Module) -> None:
         logits = forward_logits(lraspp, x)
     labels = torch.randint(0, 5, (2, 64, 64), generator=g)
     labels[:, :8] = IGNORE_INDEX
-    t = fit_temperature(logits, labels)
-    assert 0.05 <= t <= 20.0 and _nll(logits, labels, t) <= _nll(logits, labels) + 1e-12
+    t = fit_temperature(logits, labels)  # random labels: a high T (about 25, above the old bound of 20)
+    assert 0.01 < t < 100.0 and _nll(logits, labels, t) <= _nll(logits, labels) + 1e-12
+    assert _nll(logits, labels, t) <= min(_nll(logits, labels, t * 1.01), _nll(logits, labels, t / 1.01))
     scaled = TemperatureScaled(lraspp, t).eval()
     with torch.no_grad():
         out = scaled(x)

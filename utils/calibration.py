@@ -13,6 +13,7 @@ is expected.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -126,7 +127,7 @@ def fit_temperature(
     target: torch.Tensor,
     ignore_index: int = IGNORE_INDEX,
     mask: torch.Tensor | None = None,
-    bounds: tuple[float, float] = (0.05, 20.0),
+    bounds: tuple[float, float] = (0.01, 100.0),
 ) -> float:
     """Return the temperature ``T`` in ``bounds`` minimising the mean NLL of ``softmax(logits / T)``.
 
@@ -136,7 +137,9 @@ def fit_temperature(
     under the predicted distribution), so a safeguarded Newton search on ``beta``, kept inside a
     shrinking bracket and falling back to bisection, finds the minimum to a relative tolerance of
     about 1e-6 in a handful of passes; it is deterministic. Each pass runs in float64 chunks, so
-    memory stays flat for millions of pixels. A minimum beyond a bound returns that bound.
+    memory stays flat for millions of pixels. A minimum beyond a bound returns that bound with a
+    ``UserWarning`` saying which bound to widen (the NLL still falls there: for example labels that
+    contradict the logits push ``T`` up, perfectly separated logits push it towards 0).
     """
     if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
         raise TypeError(f"bounds must be a (low, high) pair, got {bounds!r}")
@@ -167,7 +170,24 @@ def fit_temperature(
             beta = step
             if converged:
                 break
+        _warn_at_bound(derivatives, beta, lo, hi)
     return 1.0 / beta
+
+
+def _warn_at_bound(derivatives: Callable[[float], tuple[float, float]], beta: float, lo: float, hi: float) -> None:
+    """Warn if ``beta`` sits on a bound of the search while the NLL still falls beyond it."""
+    for bound, beyond, wider in ((hi, 1, (lo, hi * 10)), (lo, -1, (lo / 10, hi))):
+        if abs(beta * bound - 1.0) <= 1e-6:
+            grad, _ = derivatives(1.0 / bound)
+            if grad * beyond > 0:  # grad > 0 at T = hi: smaller beta (larger T) is better; the mirror at lo
+                side = "above" if beyond > 0 else "below"
+                warnings.warn(
+                    f"fit_temperature: the NLL is still falling at the bound T = {bound:g}, so the best temperature "
+                    f"lies {side} it and {bound:g} is returned; pass wider bounds, e.g. bounds=({wider[0]:g}, {wider[1]:g}), "
+                    "or check that logits and labels belong together",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
 
 class TemperatureScaled(nn.Module):
