@@ -1,0 +1,102 @@
+"""Tests of utils.foreground: pooled vs digit-pixel scores and confident-error shares."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from utils import foreground, metrics
+from utils.config import IGNORE_INDEX
+
+
+def _case() -> tuple[torch.Tensor, torch.Tensor]:
+    """Random probabilities over 4 classes on 3 scenes of 8x8 with a digit square and a few ignored pixels."""
+    g = torch.Generator().manual_seed(0)
+    probs = torch.randn(3, 4, 8, 8, generator=g).mul(3).softmax(1)
+    labels = torch.zeros(3, 8, 8, dtype=torch.long)
+    labels[:, 2:6, 2:6] = torch.randint(1, 4, (3, 1, 1), generator=g)
+    labels[0, 0, :3] = IGNORE_INDEX
+    return probs, labels
+
+
+def test_pixel_masks_partition_the_labelled_pixels():
+    _, labels = _case()
+    m = foreground.pixel_masks(labels, foreground.POOLINGS)
+    labelled = labels != IGNORE_INDEX
+    assert torch.equal(m["all"], labelled)
+    assert torch.equal(m["digits"], labelled & (labels > 0))
+    assert torch.equal(m["boundary"] | m["off_boundary"], labelled)
+    assert not (m["boundary"] & m["off_boundary"]).any()
+    assert torch.equal(m["boundary"], labelled & metrics.boundary_mask(labels))
+
+
+def test_pooled_and_digits_matches_direct_computation():
+    probs, labels = _case()
+    out = foreground.pooled_and_digits(probs, labels, poolings=("all", "digits", "boundary"))
+    conf, pred = probs.max(1)
+    for name, mask in [("all", labels != IGNORE_INDEX), ("digits", labels > 0)]:
+        mask = mask & (labels != IGNORE_INDEX)
+        assert out[name]["count"] == int(mask.sum())
+        assert out[name]["accuracy"] == pytest.approx((pred == labels)[mask].double().mean().item())
+        assert out[name]["confidence"] == pytest.approx(conf[mask].double().mean().item(), rel=1e-6)
+        meter = metrics.CalibrationMeter(4).update(probs, labels, mask=mask)
+        assert out[name]["ece"] == pytest.approx(meter.ece())
+        assert out[name]["nll"] == pytest.approx(meter.nll())
+    assert set(out) == {"all", "digits", "boundary"}
+
+
+def test_pooled_and_digits_empty_pooling_is_nan():
+    probs, labels = _case()
+    labels = torch.zeros_like(labels)  # no digit pixel at all
+    out = foreground.pooled_and_digits(probs, labels)
+    assert out["digits"]["count"] == 0
+    assert math.isnan(out["digits"]["accuracy"]) and math.isnan(out["digits"]["confidence"])
+    assert out["all"]["count"] == labels.numel()
+
+
+def test_confident_errors_counts_only_errors_in_each_pooling():
+    probs, labels = _case()
+    out = foreground.confident_errors(probs, labels, threshold=0.6)
+    conf, pred = probs.max(1)
+    labelled = labels != IGNORE_INDEX
+    wrong = (pred != labels) & labelled
+    assert out["all"]["errors"] == int(wrong.sum())
+    assert out["all"]["share"] == pytest.approx((conf[wrong] >= 0.6).double().mean().item())
+    digit_wrong = wrong & (labels > 0)
+    assert out["digits"]["errors"] == int(digit_wrong.sum())
+    assert out["digits"]["share"] == pytest.approx((conf[digit_wrong] >= 0.6).double().mean().item())
+    off = wrong & ~metrics.boundary_mask(labels)
+    assert out["off_boundary"]["errors"] == int(off.sum())
+
+
+def test_confident_errors_threshold_edges():
+    probs, labels = _case()
+    assert foreground.confident_errors(probs, labels, threshold=0.0)["all"]["share"] == 1.0
+    assert foreground.confident_errors(probs, labels, threshold=1.0)["all"]["share"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"probs": [1.0]}, TypeError),
+        ({"probs": torch.rand(3, 8, 8)}, ValueError),
+        ({"labels": torch.zeros(3, 8, 8)}, TypeError),
+        ({"labels": torch.zeros(3, 8, 9, dtype=torch.long)}, ValueError),
+        ({"poolings": "all"}, TypeError),
+        ({"poolings": ("all", "letters")}, ValueError),
+    ],
+)
+def test_pooled_and_digits_rejects_bad_arguments(kwargs, error):
+    probs, labels = _case()
+    args = {"probs": probs, "labels": labels, **kwargs}
+    with pytest.raises(error):
+        foreground.pooled_and_digits(**args)
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5, True, "0.9"])
+def test_confident_errors_rejects_bad_threshold(threshold):
+    probs, labels = _case()
+    with pytest.raises(ValueError, match="threshold"):
+        foreground.confident_errors(probs, labels, threshold=threshold)
