@@ -257,3 +257,34 @@ def test_cuda_outputs_on_cpu_and_seeded(images: torch.Tensor) -> None:
     assert a.probs.device.type == "cpu"
     assert torch.equal(a.probs, mc_dropout(model, images.cuda(), samples=3, seed=5).probs)
     assert torch.allclose(single(model, images).probs, single(model.cpu(), images).probs, atol=1e-5)
+
+
+# ---------------------------------------------------------------- progress bars (issue 13)
+
+
+def _same(a: Predictive, b: Predictive) -> bool:
+    return (
+        torch.equal(a.probs, b.probs)
+        and torch.equal(a.expected_entropy, b.expected_entropy)
+        and a.samples == b.samples
+        and (a.members is None) == (b.members is None)
+        and (a.members is None or torch.equal(a.members, b.members))
+    )
+
+
+def test_progress_bars_do_not_change_the_results(tiny_unet: UNet, images: torch.Tensor, capsys) -> None:
+    quiet = mc_dropout(tiny_unet, images, samples=3, batch_size=2, seed=4, keep_members=True)
+    loud = mc_dropout(tiny_unet, images, samples=3, batch_size=2, seed=4, keep_members=True, progress=True)
+    assert _same(quiet, loud)  # the bar draws no random numbers: the dropout masks are the same
+    torch.manual_seed(1)
+    members = [tiny_unet, UNet(width=4).eval()]
+    assert _same(ensemble(members, images, batch_size=2), ensemble(members, images, batch_size=2, progress=True))
+    err = capsys.readouterr().err
+    assert "MC-dropout samples" in err and "ensemble members" in err
+    assert "/6 " in err and "/4 " in err  # totals: samples (or members) x batches
+
+
+def test_no_progress_bar_by_default(tiny_unet: UNet, images: torch.Tensor, capsys) -> None:
+    mc_dropout(tiny_unet, images, samples=2)
+    ensemble([tiny_unet], images)
+    assert capsys.readouterr().err == ""

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .models import _check_images, forward_logits, mc_dropout_mode
 
@@ -156,8 +157,13 @@ def _stream(
     images: torch.Tensor,
     batch_size: int,
     keep_members: bool,
+    progress: bool = False,
+    desc: str = "passes",
 ) -> Predictive:
-    """Run every pass on every batch of ``images``; accumulate mean probabilities and mean entropy on the CPU."""
+    """Run every pass on every batch of ``images``; accumulate mean probabilities and mean entropy on the CPU.
+
+    With ``progress``, a bar (titled ``desc``) counts the passes: one per member or sample and batch.
+    """
     _check_images(images, "images")
     _check_positive_int(batch_size, "batch_size")
     if images.shape[0] == 0:
@@ -165,27 +171,30 @@ def _stream(
     t = len(passes)
     probs_out, ent_out, members_out = [], [], []
     num_classes = None
-    for batch in images.split(batch_size):
-        prob_sum = ent_sum = None
-        batch_members = []
-        for i, run in enumerate(passes):
-            p = torch.softmax(run(batch).float(), dim=1)
-            if num_classes is None:
-                num_classes = p.shape[1]
-            elif p.shape[1] != num_classes:
-                raise ValueError(f"member {i} predicts {p.shape[1]} classes, expected {num_classes} like the first")
-            h = entropy(p, dim=1)
-            if prob_sum is None:
-                prob_sum, ent_sum = p.clone(), h
-            else:
-                prob_sum += p.to(prob_sum.device)
-                ent_sum += h.to(ent_sum.device)
+    batches = images.split(batch_size)
+    with tqdm(total=len(batches) * t, desc=desc, disable=not progress, leave=False) as bar:
+        for batch in batches:
+            prob_sum = ent_sum = None
+            batch_members = []
+            for i, run in enumerate(passes):
+                p = torch.softmax(run(batch).float(), dim=1)
+                if num_classes is None:
+                    num_classes = p.shape[1]
+                elif p.shape[1] != num_classes:
+                    raise ValueError(f"member {i} predicts {p.shape[1]} classes, expected {num_classes} like the first")
+                h = entropy(p, dim=1)
+                if prob_sum is None:
+                    prob_sum, ent_sum = p.clone(), h
+                else:
+                    prob_sum += p.to(prob_sum.device)
+                    ent_sum += h.to(ent_sum.device)
+                if keep_members:
+                    batch_members.append(p.cpu())
+                bar.update(1)
+            probs_out.append((prob_sum / t).cpu())
+            ent_out.append((ent_sum / t).cpu())
             if keep_members:
-                batch_members.append(p.cpu())
-        probs_out.append((prob_sum / t).cpu())
-        ent_out.append((ent_sum / t).cpu())
-        if keep_members:
-            members_out.append(torch.stack(batch_members))
+                members_out.append(torch.stack(batch_members))
     members = torch.cat(members_out, dim=1) if keep_members else None
     return Predictive(torch.cat(probs_out), torch.cat(ent_out), t, members)
 
@@ -212,6 +221,7 @@ def mc_dropout(
     device: torch.device | str | None = None,
     seed: int = 0,
     keep_members: bool = False,
+    progress: bool = False,
 ) -> Predictive:
     """Return the MC-dropout predictive distribution of ``model`` over ``samples`` passes (Gal & Ghahramani 2016).
 
@@ -219,7 +229,7 @@ def mc_dropout(
     the model's train/eval flags are restored afterwards. The dropout masks come from a generator seeded
     with ``seed`` inside a forked RNG, so the caller's global RNG is untouched and the result is
     repeatable for the same ``(seed, batch_size, device)``. Raises ``ValueError`` if the model has no
-    dropout layer.
+    dropout layer. ``progress`` shows a bar over the samples (the result is the same either way).
     """
     _check_model(model)
     _check_positive_int(samples, "samples")
@@ -234,7 +244,7 @@ def mc_dropout(
     with _restore_modes([model]):
         mc_dropout_mode(model)
         with _forked_rng(seed, dev):
-            return _stream([run] * samples, images, batch_size, keep_members)
+            return _stream([run] * samples, images, batch_size, keep_members, progress, "MC-dropout samples")
 
 
 def ensemble(
@@ -243,11 +253,13 @@ def ensemble(
     batch_size: int = 64,
     device: torch.device | str | None = None,
     keep_members: bool = False,
+    progress: bool = False,
 ) -> Predictive:
     """Return the deep-ensemble predictive distribution of ``models``, each in eval mode (Lakshminarayanan et al. 2017).
 
     With ``device=None`` each member runs on the device of its own parameters. All members must
-    predict the same number of classes. Train/eval flags are restored afterwards.
+    predict the same number of classes. Train/eval flags are restored afterwards. ``progress`` shows
+    a bar over the members (the result is the same either way).
     """
     if isinstance(models, nn.Module) or not isinstance(models, Sequence):
         raise TypeError(f"models must be a sequence (list or tuple) of torch.nn.Module, got {type(models).__name__}")
@@ -264,4 +276,4 @@ def ensemble(
     with _restore_modes(models):
         for model in models:
             model.eval()
-        return _stream([runner(m) for m in models], images, batch_size, keep_members)
+        return _stream([runner(m) for m in models], images, batch_size, keep_members, progress, "ensemble members")
