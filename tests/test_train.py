@@ -242,3 +242,32 @@ def test_cli_negative_test_size_returns_2(tmp_path):
 @pytest.mark.parametrize("flag, value", [("--dropout", "1.5"), ("--depth", "7")])
 def test_cli_invalid_model_flags_return_2(tmp_path, flag, value):
     assert main(["--out", str(tmp_path / "w"), *CLI_FLAGS, flag, value]) == 2
+
+
+# --- the CLI as a reader runs it (issue 13) -----------------------------------------------------
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "utils.train", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_max_steps_as_subprocess(tmp_path):
+    out = tmp_path / "w"
+    proc = _run_cli("--out", str(out), "--max-steps", "3", "--epochs", "2", "--train-size", "32", "--batch-size", "8",
+                    "--val-size", "0", "--test-size", "0", "--width", "4", "--snapshots", "", "--quiet",
+                    "--device", "cpu")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    entry = weights.manifest(out)["unet_seed0"]
+    assert entry["history"][-1]["step"] == 3  # stopped after 3 of the 8 steps
+    assert "--max-steps 3" in entry["command"]
+    assert weights.load("unet_seed0", directory=out).config["width"] == 4
+
+
+def test_cli_default_snapshots_beyond_epochs_say_how_to_pass_none(tmp_path):
+    out = tmp_path / "never"
+    proc = _run_cli("--out", str(out), "--epochs", "3", "--device", "cpu")
+    assert proc.returncode == 2
+    assert "snapshots" in proc.stderr and "--snapshots ''" in proc.stderr, proc.stderr
+    assert not out.exists()
