@@ -100,3 +100,65 @@ def test_confident_errors_rejects_bad_threshold(threshold):
     probs, labels = _case()
     with pytest.raises(ValueError, match="threshold"):
         foreground.confident_errors(probs, labels, threshold=threshold)
+
+
+def test_scene_resamples_are_seeded_and_in_range():
+    a = foreground.scene_resamples(7, 50, seed=3)
+    assert a.shape == (50, 7) and a.dtype == torch.long
+    assert int(a.min()) >= 0 and int(a.max()) < 7
+    assert torch.equal(a, foreground.scene_resamples(7, 50, seed=3))
+    assert not torch.equal(a, foreground.scene_resamples(7, 50, seed=4))
+
+
+def test_bootstrap_calibration_identity_resample_matches_pooled_and_digits():
+    probs, labels = _case()
+    identity = torch.arange(3)[None]
+    boot = foreground.bootstrap_calibration(probs, labels, identity, poolings=("all", "digits", "off_boundary"))
+    direct = foreground.pooled_and_digits(probs, labels, poolings=("all", "digits", "off_boundary"))
+    for name in direct:
+        for score in ("accuracy", "confidence", "ece", "nll"):
+            assert boot[name][score].shape == (1,)
+            assert boot[name][score].item() == pytest.approx(direct[name][score], rel=1e-9, abs=1e-12)
+
+
+def test_bootstrap_calibration_repeated_scene_counts_twice():
+    probs, labels = _case()
+    twice = torch.tensor([[0, 0, 1]])
+    boot = foreground.bootstrap_calibration(probs, labels, twice)
+    stacked = foreground.pooled_and_digits(probs[[0, 0, 1]], labels[[0, 0, 1]])
+    for score in ("accuracy", "confidence", "ece", "nll"):
+        assert boot["digits"][score].item() == pytest.approx(stacked["digits"][score], rel=1e-9)
+
+
+def test_bootstrap_miou_matches_summed_confusion():
+    probs, labels = _case()
+    pred = probs.argmax(1)
+    rows = torch.tensor([[0, 1, 2], [2, 2, 0]])
+    out = foreground.bootstrap_miou(pred, labels, rows, num_classes=4)
+    for r, value in zip(rows, out):
+        conf = metrics.confusion_matrix(pred[r], labels[r], num_classes=4)
+        assert value.item() == pytest.approx(metrics.mean_iou(conf))
+
+
+def test_interval_is_central_percentiles():
+    values = torch.arange(1001, dtype=torch.float64)
+    assert foreground.interval(values, 0.9) == pytest.approx((50.0, 950.0))
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda p, l: foreground.scene_resamples(0), ValueError),
+        (lambda p, l: foreground.scene_resamples(3, seed=-1), ValueError),
+        (lambda p, l: foreground.bootstrap_calibration(p, l, torch.tensor([[0, 5]])), ValueError),
+        (lambda p, l: foreground.bootstrap_calibration(p, l, [[0, 1]]), TypeError),
+        (lambda p, l: foreground.bootstrap_miou(p.argmax(1), l, torch.tensor([[0]]), num_classes=2), ValueError),
+        (lambda p, l: foreground.bootstrap_miou(p.argmax(1)[:2], l, torch.tensor([[0]])), ValueError),
+        (lambda p, l: foreground.interval(torch.tensor([1.0]), level=1.0), ValueError),
+        (lambda p, l: foreground.interval([1.0]), TypeError),
+    ],
+)
+def test_bootstrap_helpers_reject_bad_arguments(call, error):
+    probs, labels = _case()
+    with pytest.raises(error):
+        call(probs, labels)

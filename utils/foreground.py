@@ -13,6 +13,12 @@ the foreground number beside the pooled one and say which pooling it uses:
 :func:`pooled_and_digits` scores a predictive distribution (accuracy, mean confidence, ECE, NLL)
 with :class:`utils.metrics.CalibrationMeter` and its ``mask=`` argument; :func:`confident_errors`
 gives the share of misclassified pixels whose max-softmax is at least a threshold, per pooling.
+
+A spread for comparing methods on the same scenes: :func:`scene_resamples` draws bootstrap resamples
+of the scenes (with replacement, seeded); :func:`bootstrap_calibration` and :func:`bootstrap_miou`
+score every resample from per-scene sums (binned calibration counts, confusion matrices), so a
+thousand resamples cost little more than one evaluation. Scoring several methods with the *same*
+resamples gives paired differences, whose percentile interval says whether a gap is separated.
 """
 
 from __future__ import annotations
@@ -22,10 +28,19 @@ import math
 import numpy as np
 import torch
 
-from .config import IGNORE_INDEX
-from .metrics import CalibrationMeter, boundary_mask
+from .config import IGNORE_INDEX, NUM_CLASSES
+from .metrics import CalibrationMeter, boundary_mask, confusion_matrix, mean_iou
 
-__all__ = ["POOLINGS", "confident_errors", "pixel_masks", "pooled_and_digits"]
+__all__ = [
+    "POOLINGS",
+    "bootstrap_calibration",
+    "bootstrap_miou",
+    "confident_errors",
+    "interval",
+    "pixel_masks",
+    "pooled_and_digits",
+    "scene_resamples",
+]
 
 #: The poolings these helpers know, in the order they report them.
 POOLINGS: tuple[str, ...] = ("all", "digits", "boundary", "off_boundary")
@@ -140,3 +155,125 @@ def confident_errors(
         share = float((sure & errors).sum()) / n if n else math.nan
         out[name] = {"share": share, "errors": n}
     return out
+
+
+def _check_probs_labels(probs: torch.Tensor, labels: torch.Tensor) -> None:
+    if not isinstance(probs, torch.Tensor):
+        raise TypeError(f"probs must be a torch.Tensor, got {type(probs).__name__}")
+    if probs.ndim != 4 or not probs.is_floating_point():
+        raise ValueError(f"probs must be floating point of shape (B, K, H, W), got {probs.dtype} {tuple(probs.shape)}")
+    _check_labels(labels)
+    if labels.shape != probs.shape[:1] + probs.shape[2:]:
+        raise ValueError(f"labels must have shape {tuple(probs.shape[:1] + probs.shape[2:])} to match probs, "
+                         f"got {tuple(labels.shape)}")
+
+
+def _check_resamples(resamples: torch.Tensor, n_scenes: int) -> torch.Tensor:
+    if not isinstance(resamples, torch.Tensor) or resamples.dtype != torch.long or resamples.ndim != 2:
+        raise TypeError("resamples must be an int64 tensor (R, n) of scene indices, e.g. from scene_resamples")
+    if resamples.numel() and (int(resamples.min()) < 0 or int(resamples.max()) >= n_scenes):
+        raise ValueError(f"resamples must index scenes in [0, {n_scenes}), got values outside")
+    return resamples
+
+
+def scene_resamples(n_scenes: int, n_resamples: int = 1000, seed: int = 0) -> torch.Tensor:
+    """Return ``(n_resamples, n_scenes)`` scene indices drawn with replacement from a generator seeded with ``seed``."""
+    for name, value in (("n_scenes", n_scenes), ("n_resamples", n_resamples)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, n_scenes, (n_resamples, n_scenes), generator=g)
+
+
+def interval(values: torch.Tensor, level: float = 0.95) -> tuple[float, float]:
+    """Return the central percentile interval ``(low, high)`` holding ``level`` of ``values`` (e.g. bootstrap scores)."""
+    if not isinstance(values, torch.Tensor) or not values.is_floating_point() or values.numel() == 0:
+        raise TypeError("values must be a non-empty floating-point torch.Tensor")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
+    low, high = torch.quantile(values.double().flatten(), q).tolist()
+    return low, high
+
+
+def bootstrap_calibration(
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    resamples: torch.Tensor,
+    poolings: tuple[str, ...] = ("all", "digits"),
+    width: int = 1,
+    n_bins: int = 15,
+    ignore_index: int = IGNORE_INDEX,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Return ``{pooling: {accuracy, confidence, ece, nll}}``, each a float64 tensor with one value per resample.
+
+    ``resamples`` ``(R, n)`` holds scene indices (:func:`scene_resamples`); a resample's score is that of
+    the pixels of its scenes, a scene drawn twice counting twice. ECE uses the equal-width bins of
+    :class:`utils.metrics.CalibrationMeter`, so the identity resample ``arange(n)`` reproduces
+    :func:`pooled_and_digits`. A resample without pixels in a pooling gives NaN.
+    """
+    _check_probs_labels(probs, labels)
+    resamples = _check_resamples(resamples, probs.shape[0])
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
+        raise ValueError(f"n_bins must be an int >= 1, got {n_bins!r}")
+    n = probs.shape[0]
+    with torch.no_grad():
+        conf, pred = probs.detach().cpu().double().max(dim=1)
+        lab = labels.cpu()
+        p_y = probs.detach().cpu().double().gather(1, lab.clamp(0, probs.shape[1] - 1)[:, None])[:, 0]
+        nll = -p_y.clamp(min=1e-12).log()
+        correct = (pred == lab).double()
+        edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+        bins = (torch.bucketize(conf, edges, right=False) - 1).clamp_(0, n_bins - 1)
+        scene = torch.arange(n)[:, None, None].expand_as(bins)
+        out: dict[str, dict[str, torch.Tensor]] = {}
+        for name, mask in pixel_masks(lab, poolings, width, ignore_index).items():
+            key = (scene * n_bins + bins)[mask]
+
+            def per_scene(weights: torch.Tensor | None) -> torch.Tensor:
+                w = None if weights is None else weights[mask]
+                return torch.bincount(key, weights=w, minlength=n * n_bins).double().reshape(n, n_bins)
+
+            count, s_conf, s_correct = per_scene(None), per_scene(conf), per_scene(correct)
+            s_nll = torch.zeros(n, dtype=torch.float64).index_add_(0, scene[mask], nll[mask])
+            c, sc, sk = count[resamples].sum(1), s_conf[resamples].sum(1), s_correct[resamples].sum(1)
+            total = c.sum(1)
+            out[name] = {
+                "accuracy": sk.sum(1) / total,
+                "confidence": sc.sum(1) / total,
+                "ece": (sk - sc).abs().sum(1) / total,
+                "nll": s_nll[resamples].sum(1) / total,
+            }
+    return out
+
+
+def bootstrap_miou(
+    prediction: torch.Tensor,
+    labels: torch.Tensor,
+    resamples: torch.Tensor,
+    num_classes: int = NUM_CLASSES,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
+    """Return the mIoU of each resample of scenes (float64, one per row of ``resamples``), from per-scene confusions.
+
+    A resample's confusion matrix is the sum of its scenes' matrices (:func:`utils.metrics.confusion_matrix`
+    rows, ``num_classes`` classes); its mIoU is :func:`utils.metrics.mean_iou` of that sum.
+    """
+    labels = _check_labels(labels)
+    _check_labels(prediction, "prediction")
+    if prediction.shape != labels.shape:
+        raise ValueError(f"prediction must have shape {tuple(labels.shape)} like labels, got {tuple(prediction.shape)}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+    resamples = _check_resamples(resamples, labels.shape[0])
+    t, p = labels.cpu().long(), prediction.cpu().long()
+    keep = t != ignore_index
+    if bool(((t[keep] < 0) | (t[keep] >= num_classes) | (p[keep] < 0) | (p[keep] >= num_classes)).any()):
+        raise ValueError(f"labels and prediction must hold classes in [0, {num_classes}) (or ignore_index in labels)")
+    k = num_classes
+    scene = torch.arange(t.shape[0])[:, None, None].expand_as(t)
+    index = (scene * k * k + t * k + p)[keep]
+    per_scene = torch.bincount(index, minlength=t.shape[0] * k * k).reshape(t.shape[0], k, k)
+    return torch.tensor([mean_iou(c) for c in per_scene[resamples].sum(1)], dtype=torch.float64)
