@@ -1,0 +1,236 @@
+"""Colab: installing the course package (``pip install git+REPO@main``) must replace nothing preinstalled.
+
+Colab runs the install inside a live session. If pip upgraded numpy, pandas, scipy, scikit-learn,
+matplotlib or torch there, modules already imported would mix with new files on disk (the session
+then needs a restart, and often breaks in confusing ways); if it replaced Colab's ipywidgets 7 with
+8, widgets would often not display. So every declared dependency, and every requirement of the
+mlxtend release pip would pick where mlxtend is missing, must already be met by Colab's versions.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: What a Colab runtime has preinstalled (Colab's runtime of early 2026; patch levels taken as low as
+#: the minor version allows, so that the check is not lenient). joblib is a dependency of scikit-learn.
+COLAB = {
+    "torch": "2.10.0+cu126",
+    "torchvision": "0.25.0+cu126",
+    "ipywidgets": "7.7.1",
+    "numpy": "2.0.2",
+    "pandas": "2.2.2",
+    "scipy": "1.16.0",
+    "scikit-learn": "1.6.1",
+    "matplotlib": "3.10.0",
+    "scikit-image": "0.25.0",
+    "tqdm": "4.67.0",
+    "pillow": "11.0.0",
+    "joblib": "1.4.2",
+}
+
+#: Declared dependencies that a Colab runtime may lack (or hold in an older release): pip then installs
+#: the newest release the declared range allows, together with whatever that release requires.
+MAY_BE_MISSING = {"mlxtend"}
+
+#: mlxtend's run-time requirements (Requires-Dist without extras), copied from the METADATA of each
+#: release's wheel (``pip download --no-deps mlxtend==V``), so that the check runs offline. 0.24.0 and
+#: 0.25.0 are the releases the bound in pyproject.toml keeps out.
+MLXTEND_REQUIRES = {
+    "0.23.0": ["scipy>=1.2.1", "numpy>=1.16.2", "pandas>=0.24.2", "scikit-learn>=1.0.2", "matplotlib>=3.0.0", "joblib>=0.13.2"],
+    "0.23.1": ["scipy>=1.2.1", "numpy>=1.16.2", "pandas>=0.24.2", "scikit-learn>=1.0.2", "matplotlib>=3.0.0", "joblib>=0.13.2"],
+    "0.23.2": ["scipy>=1.2.1", "numpy>=1.16.2", "pandas>=0.24.2", "scikit-learn>=1.3.1", "matplotlib>=3.0.0", "joblib>=0.13.2"],
+    "0.23.3": ["scipy>=1.2.1", "numpy>=1.16.2", "pandas>=0.24.2", "scikit-learn>=1.3.1", "matplotlib>=3.0.0", "joblib>=0.13.2"],
+    "0.23.4": ["scipy>=1.2.1", "numpy>=1.16.2", "pandas>=0.24.2", "scikit-learn>=1.3.1", "matplotlib>=3.0.0", "joblib>=0.13.2"],
+    "0.24.0": ["scipy>=1.16.3", "numpy>=2.3.5", "pandas>=2.3.3", "scikit-learn>=1.8.0", "matplotlib>=3.10.8", "joblib>=1.5.2"],
+    "0.25.0": ["scipy>=1.16.3", "numpy>=2.3.5", "pandas>=2.3.3", "scikit-learn>=1.8.0", "matplotlib>=3.10.8", "joblib>=1.5.2"],
+}  # fmt: skip
+
+#: Top-level modules imported by the chapters or by utils, and the distribution that provides each.
+DISTRIBUTION_OF = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "matplotlib": "matplotlib",
+    "mlxtend": "mlxtend",
+    "skimage": "scikit-image",
+    "PIL": "pillow",
+    "tqdm": "tqdm",
+    "ipywidgets": "ipywidgets",
+    "scipy": "scipy",
+    "sklearn": "scikit-learn",
+}
+#: Imported only inside ``try: ... except ImportError`` (the book build's tools, absent on Colab).
+OPTIONAL_MODULES = {"myst_nb"}
+
+
+def _dependencies() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(line) for line in project["dependencies"]]
+
+
+def _declared() -> dict[str, Requirement]:
+    return {canonicalize_name(r.name): r for r in _dependencies()}
+
+
+def _unmet(requirements: list[Requirement]) -> list[str]:
+    """Requirements on a Colab package that Colab's version does not meet (pip would replace that package)."""
+    bad = []
+    for req in requirements:
+        name = canonicalize_name(req.name)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        if name in COLAB and not req.specifier.contains(COLAB[name], prereleases=True):
+            bad.append(f"{req} (Colab has {name} {COLAB[name]})")
+    return bad
+
+
+def _allowed_mlxtend_releases() -> list[str]:
+    spec = _declared()["mlxtend"].specifier
+    return sorted((v for v in MLXTEND_REQUIRES if spec.contains(v)), key=Version)
+
+
+# --- offline checks -----------------------------------------------------------------------------
+
+
+def test_colab_versions_meet_every_declared_dependency():
+    assert not _unmet(_dependencies()), "pip would replace Colab's own packages: " + "; ".join(_unmet(_dependencies()))
+
+
+def test_every_declared_dependency_is_preinstalled_or_known_to_be_safe():
+    """A new dependency must be added to COLAB (with Colab's version) or vetted like mlxtend."""
+    unknown = set(_declared()) - set(COLAB) - MAY_BE_MISSING
+    assert not unknown, f"check these against Colab and add them to COLAB or MAY_BE_MISSING: {sorted(unknown)}"
+
+
+def test_ipywidgets_7_is_accepted():
+    assert _declared()["ipywidgets"].specifier.contains("7.7.1"), "ipywidgets>=8 would replace Colab's 7.x"
+
+
+def test_no_allowed_mlxtend_release_upgrades_colab():
+    """mlxtend 0.25 (the newest) requires numpy>=2.3.5, pandas>=2.3.3, ...: the bound must keep it out."""
+    allowed = _allowed_mlxtend_releases()
+    assert allowed, f"no known mlxtend release satisfies {_declared()['mlxtend']}; add its requirements to MLXTEND_REQUIRES"
+    for version in allowed:
+        bad = _unmet([Requirement(r) for r in MLXTEND_REQUIRES[version]])
+        assert not bad, f"mlxtend {version} would upgrade Colab: {bad}"
+    spec = _declared()["mlxtend"].specifier
+    newest = max(MLXTEND_REQUIRES, key=Version)
+    assert not spec.contains(newest) and _unmet([Requirement(r) for r in MLXTEND_REQUIRES[newest]])
+    # the bound is an upper bound: a future mlxtend that nobody has vetted is kept out too
+    assert not spec.contains("9.0"), f"bound mlxtend from above: {_declared()['mlxtend']}"
+
+
+def test_the_mlxtend_table_matches_an_installed_release():
+    try:
+        version = importlib.metadata.version("mlxtend")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("mlxtend is not installed here")
+    if version not in MLXTEND_REQUIRES:
+        pytest.skip(f"mlxtend {version} is not in MLXTEND_REQUIRES")
+    requires = [Requirement(r) for r in importlib.metadata.requires("mlxtend") or []]
+    runtime = sorted(str(r) for r in requires if r.marker is None)
+    assert runtime == sorted(str(Requirement(r)) for r in MLXTEND_REQUIRES[version])
+
+
+def test_requirements_txt_bounds_mlxtend_like_pyproject():
+    """The local install uses the same mlxtend range as Colab (the digits are byte-identical anyway)."""
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    local = [Requirement(line) for line in lines if line and re.match(r"mlxtend\b", line)]
+    assert len(local) == 1 and local[0].specifier == _declared()["mlxtend"].specifier
+
+
+def _imported_modules() -> dict[str, set[str]]:
+    """Top-level modules imported by the chapters' code cells and by utils, with where each is imported."""
+    found: dict[str, set[str]] = {}
+    pattern = re.compile(r"^\s*(?:from\s+([A-Za-z_][\w.]*)\s+import|import\s+([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*))", re.M)
+    sources = [(p.name, "\n".join("".join(c["source"]) for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code"))
+               for p in sorted((ROOT / "book").glob("*.ipynb"))]
+    sources += [(str(p.relative_to(ROOT)), p.read_text()) for p in sorted((ROOT / "utils").rglob("*.py"))]  # fmt: skip
+    for where, text in sources:
+        for m in pattern.finditer(text):
+            for name in (m.group(1) or m.group(2)).split(","):
+                found.setdefault(name.strip().split(".")[0], set()).add(where)
+    return found
+
+
+def test_every_third_party_import_is_declared():
+    """chapter 7 imports pandas, which pyproject.toml did not declare (Colab has it, a local pip may not)."""
+    declared = set(_declared())
+    local = {"utils", "__future__"}
+    missing = {}
+    for module, where in _imported_modules().items():
+        if module in sys.stdlib_module_names or module in local or module in OPTIONAL_MODULES:
+            continue
+        dist = DISTRIBUTION_OF.get(module)
+        if dist is None or canonicalize_name(dist) not in declared:
+            missing[module] = sorted(where)
+    assert not missing, f"declare these in pyproject.toml (and add them to DISTRIBUTION_OF and COLAB): {missing}"
+
+
+# --- pip itself, against a stand-in for Colab's site-packages (needs a package index) -------------
+
+
+def _fake_colab_env(folder: Path) -> Path:
+    """A bare venv whose site-packages holds metadata-only stand-ins for Colab's preinstalled packages."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, capture_output=True, timeout=120)
+    python = folder / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True, timeout=60).stdout.strip()  # fmt: skip
+    for name, version in COLAB.items():
+        info = Path(purelib) / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        (info / "INSTALLER").write_text("pip\n")
+        (info / "RECORD").write_text("")
+    return python
+
+
+def _dry_run(python: Path, requirements: list[str], report: Path) -> list[tuple[str, str]]:
+    cmd = [sys.executable, "-m", "pip", "--python", str(python), "install", "--dry-run", "--quiet", "--no-input",
+           "--timeout", "30", "--retries", "2", "--report", str(report), *requirements]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [(canonicalize_name(i["metadata"]["name"]), i["metadata"]["version"]) for i in json.loads(report.read_text())["install"]]
+
+
+def _index_reachable() -> str | None:
+    """None if pip can list mlxtend's releases from its configured index, else the reason it cannot."""
+    cmd = [sys.executable, "-m", "pip", "index", "versions", "mlxtend", "--timeout", "15", "--retries", "1", "--no-input"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return "pip timed out reaching its package index"
+    if proc.returncode != 0 or "0.23.4" not in proc.stdout:
+        return "pip cannot reach a package index that lists mlxtend: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
+    return None
+
+
+def test_pip_dry_run_in_a_colab_like_environment_replaces_nothing(tmp_path):
+    reason = _index_reachable()
+    if reason:
+        pytest.skip(reason)
+    python = _fake_colab_env(tmp_path / "colab")
+    requirements = [str(r) for r in _dependencies()]
+    installed = _dry_run(python, requirements, tmp_path / "report.json")
+    replaced = [(n, v) for n, v in installed if n in COLAB]
+    assert not replaced, f"installing the course package would replace Colab's {replaced}"
+    assert {n for n, _ in installed} <= {canonicalize_name(m) for m in MAY_BE_MISSING}, installed
+    # the stand-in environment does detect upgrades: an unbounded mlxtend pulls Colab's numpy & co. along
+    unbounded = [r if not r.startswith("mlxtend") else "mlxtend>=0.23" for r in requirements]
+    upgraded = {n for n, _ in _dry_run(python, unbounded, tmp_path / "unbounded.json")}
+    assert {"numpy", "pandas", "scikit-learn"} <= upgraded, upgraded
+
