@@ -95,3 +95,53 @@ def test_ci_runs_the_readme_test_command():
 def test_requirements_pin_torch():
     req = (ROOT / "requirements.txt").read_text().split()
     assert "torch==2.14.1" in req and "torchvision==0.29.1" in req
+
+
+def _markdown(path: Path) -> str:
+    return "\n".join(_source(c) for c in _cells(path) if c["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_exercise_has_an_executed_solution(path):
+    """Solutions use sphinx-exercise's gated syntax, so their code runs under nbval and in the build."""
+    cells = _cells(path)
+    exercises = re.findall(r"```\{exercise\}[^\n]*\n:label: ([\w-]+)", _markdown(path))
+    assert exercises, f"{path.name} has no labelled exercise"
+    starts = {}
+    for i, c in enumerate(cells):
+        found = re.search(r"\{solution-start\} ([\w-]+)", _source(c)) if c["cell_type"] == "markdown" else None
+        if found:
+            starts[found.group(1)] = i
+    assert sorted(starts) == sorted(exercises), f"{path.name}: exercises {exercises} need gated solutions, found {sorted(starts)}"
+    for label, i in starts.items():
+        end = next(j for j in range(i + 1, len(cells)) if "{solution-end}" in _source(cells[j]))
+        inside = cells[i + 1 : end]
+        assert any(c["cell_type"] == "code" for c in inside), f"{path.name}: the solution of {label} runs no code"
+        assert not any("{solution-start}" in _source(c) for c in inside), f"{path.name}: solution {label} is not closed"
+    assert not re.search(r"```\{solution\}", _markdown(path)), f"{path.name}: a solution is not gated (its code would not run)"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_prose_follows_the_books_rules(path):
+    text = _markdown(path)
+    assert not re.search(r"\bwe expected\b", text, re.I), f"{path.name}: 'we expected' without a source; cite the literature value instead"
+    typed = re.findall(r"\b(?:[Ee]xercise|[Ff]igure|[Ss]ection) \d+\b", text)
+    assert not typed, f"{path.name}: refer by cross-reference, not by typed number: {typed}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_glue_only_cells_are_hidden_and_claims_are_commented(path):
+    for i, c in enumerate(_cells(path)):
+        if c["cell_type"] != "code":
+            continue
+        lines = [line for line in _source(c).splitlines() if line.strip() and not line.strip().startswith("#")]
+        tags = c.get("metadata", {}).get("tags", [])
+        if lines and all(line.lstrip().startswith(("glue(", "for ", ")", "]")) or "glue(" in line for line in lines) \
+                and any("glue(" in line for line in lines) and all("print(" not in line for line in lines):
+            assert {"remove-cell", "remove-input", "hide-cell"} & set(tags), f"{path.name}: cell {i} only glues; tag it remove-cell"
+        source_lines = _source(c).splitlines()
+        for j, line in enumerate(source_lines):
+            if line.startswith("assert "):
+                above = source_lines[j - 1].strip() if j else ""
+                assert above.startswith("#") or source_lines[j - 1].startswith("assert "), \
+                    f"{path.name}: cell {i}: the assert on line {j + 1} needs a one-line comment stating its claim"
