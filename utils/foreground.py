@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from .config import IGNORE_INDEX, NUM_CLASSES
-from .metrics import boundary_mask, confusion_matrix, mean_iou
+from .metrics import boundary_mask, mean_iou
 
 __all__ = [
     "POOLINGS",
@@ -234,12 +233,11 @@ def bootstrap_calibration(
         out: dict[str, dict[str, torch.Tensor]] = {}
         for name, mask in pixel_masks(lab, poolings, width, ignore_index).items():
             key = (scene * n_bins + bins)[mask]
-
-            def per_scene(weights: torch.Tensor | None) -> torch.Tensor:
-                w = None if weights is None else weights[mask]
-                return torch.bincount(key, weights=w, minlength=n * n_bins).double().reshape(n, n_bins)
-
-            count, s_conf, s_correct = per_scene(None), per_scene(conf), per_scene(correct)
+            count, s_conf, s_correct = (
+                torch.bincount(key, weights=None if w is None else w[mask], minlength=n * n_bins)
+                .double().reshape(n, n_bins)
+                for w in (None, conf, correct)
+            )
             s_nll = torch.zeros(n, dtype=torch.float64).index_add_(0, scene[mask], nll[mask])
             c, sc, sk = count[resamples].sum(1), s_conf[resamples].sum(1), s_correct[resamples].sum(1)
             total = c.sum(1)
