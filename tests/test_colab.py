@@ -10,7 +10,9 @@ mlxtend release pip would pick where mlxtend is missing, must already be met by 
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -234,3 +236,156 @@ def test_pip_dry_run_in_a_colab_like_environment_replaces_nothing(tmp_path):
     upgraded = {n for n, _ in _dry_run(python, unbounded, tmp_path / "unbounded.json")}
     assert {"numpy", "pandas", "scikit-learn"} <= upgraded, upgraded
 
+
+
+# --- the setup cell (tools/setup_cell.py) ---------------------------------------------------------
+
+
+def _setup_cell_module():
+    spec = importlib.util.spec_from_file_location("setup_cell", ROOT / "tools" / "setup_cell.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: Runs the setup cell as a chapter's first cell would; pip is replaced by a recorder (nothing installs).
+#: With INSTALL_INTO set, the fake pip "installs" a stand-in of the course package there.
+_DRIVER = r"""
+import json, os, shutil, subprocess, sys, types
+calls = []
+def fake_check_call(cmd, *args, **kwargs):
+    calls.append(cmd)
+    target = os.environ.get("INSTALL_INTO")
+    if target:
+        shutil.copytree(os.environ["STAND_IN"], os.path.join(target, "utils"))
+    return 0
+subprocess.check_call = fake_check_call
+if os.environ.get("INSTALL_INTO"):
+    sys.path.append(os.environ["INSTALL_INTO"])
+if os.environ.get("PRELOAD_FOREIGN"):
+    sys.modules["utils"] = types.ModuleType("utils")  # an earlier cell imported another utils
+namespace = {}
+try:
+    exec(compile(open(os.environ["CELL"]).read(), "<setup cell>", "exec"), namespace)
+    result = {"device": str(namespace["device"])}
+except Exception as err:
+    result = {"error": f"{type(err).__name__}: {err}"}
+result["pip_calls"] = calls
+print("RESULT " + json.dumps(result))
+"""
+
+
+def _run_setup_cell(tmp_path: Path, cwd: Path, *python_flags: str, **env: str) -> dict:
+    cell = tmp_path / "setup_cell.py"
+    cell.write_text(_setup_cell_module().SETUP_CELL)
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environ |= {"CELL": str(cell), **env}
+    proc = subprocess.run([sys.executable, *python_flags, "-c", _DRIVER], cwd=cwd, env=environ,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    assert line is not None, proc.stdout + proc.stderr
+    return json.loads(line[len("RESULT "):])
+
+
+def test_setup_cell_finds_the_course_package(tmp_path):
+    empty = tmp_path / "work"
+    empty.mkdir()
+    result = _run_setup_cell(tmp_path, empty)
+    assert result == {"device": result.get("device"), "pip_calls": []}, result
+    assert result["device"] in ("cpu", "cuda", "mps")
+    assert _run_setup_cell(tmp_path, ROOT)["pip_calls"] == []  # from the repository root, utils/ is the package
+
+
+@pytest.mark.parametrize("foreign", ["utils.py", "utils/__init__.py"])
+def test_setup_cell_names_a_foreign_utils_and_what_to_do(tmp_path, foreign):
+    """A utils.py (or utils/ folder) from another tutorial in the working folder hides the course package."""
+    work = tmp_path / "content"
+    path = work / foreign
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("raise SystemExit('the foreign utils was executed')\n")
+    result = _run_setup_cell(tmp_path, work)
+    assert result["pip_calls"] == []
+    error = result.get("error", "")
+    assert error.startswith("RuntimeError: `import utils` finds another module"), result
+    assert str(work / "utils") in error  # where it is
+    assert "rename or move it" in error and "restart the runtime" in error
+    assert "\n" not in error  # one line
+
+
+def test_setup_cell_detects_a_foreign_utils_already_imported(tmp_path):
+    result = _run_setup_cell(tmp_path, tmp_path, PRELOAD_FOREIGN="1")
+    assert "finds another module" in result.get("error", "") and result["pip_calls"] == []
+
+
+def test_setup_cell_installs_the_package_where_it_is_missing(tmp_path):
+    # a stand-in for the installed package: the marker, and the two helpers the cell imports
+    stand_in = tmp_path / "stand_in"
+    stand_in.mkdir()
+    (stand_in / "__init__.py").write_text((ROOT / "utils" / "__init__.py").read_text())
+    (stand_in / "config.py").write_text("def get_device():\n    return 'cpu'\n\ndef seed_everything(seed):\n    pass\n")
+    site = tmp_path / "site"
+    site.mkdir()
+    work = tmp_path / "content"
+    work.mkdir()
+    # -S: no site-packages, so the course package (and torch) are missing, as on a fresh Colab runtime
+    result = _run_setup_cell(tmp_path, work, "-S", INSTALL_INTO=str(site), STAND_IN=str(stand_in))
+    url, branch = _setup_cell_module().repository()
+    assert len(result["pip_calls"]) == 1, result
+    call = result["pip_calls"][0]
+    assert call[1:5] == ["-m", "pip", "install", "--quiet"] and call[-1] == f"git+{url}@{branch}"
+    assert result.get("device") == "cpu", result  # found after the install, without a restart
+    # an install that Python cannot see yet asks for a restart
+    result = _run_setup_cell(tmp_path, work, "-S")
+    assert len(result["pip_calls"]) == 1 and "restart the runtime" in result.get("error", ""), result
+
+
+def test_utils_carries_the_marker_the_setup_cell_looks_for():
+    import utils
+
+    module = _setup_cell_module()
+    assert utils.__course__ == "beyond-softmax"
+    assert module.MARKER in (ROOT / "utils" / "__init__.py").read_text()
+    assert module.MARKER in module.SETUP_CELL
+
+
+def test_setup_cell_meets_the_book_checks_and_follows_the_config(tmp_path):
+    module = _setup_cell_module()
+    url, branch = module.repository()
+    cell = module.SETUP_CELL
+    compile(cell, "<setup cell>", "exec")
+    assert re.findall(r'REPO_URL\s*=\s*"([^"]+)"', cell) == [url]  # what tests/test_book.py checks
+    assert f"git+{{REPO_URL}}@{branch}" in cell and "pip" in cell
+    assert "seed_everything" in cell and "get_device" in cell and "print(" in cell
+    config = tmp_path / "_config.yml"
+    config.write_text("repository:\n  url: https://github.com/someone/elsewhere/\n  branch: dev\n")
+    moved = module.setup_cell(config)
+    assert 'REPO_URL = "https://github.com/someone/elsewhere"' in moved and "git+{REPO_URL}@dev" in moved
+
+
+def test_apply_replaces_only_the_first_code_cell(tmp_path):
+    module = _setup_cell_module()
+    chapter = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))[0]
+    copy = tmp_path / chapter.name
+    original = json.loads(chapter.read_text())
+    nb = json.loads(chapter.read_text())
+    first = next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code")
+    nb["cells"][first]["source"] = ["print('an old setup cell')\n"]
+    nb["cells"][first]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["old\n"]}]
+    nb["cells"][first]["execution_count"] = 3
+    nb["cells"][first]["metadata"] = {"tags": ["keep-me"]}
+    copy.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    assert module.apply([copy]) == [copy]
+    after = json.loads(copy.read_text())
+    cell = after["cells"][first]
+    assert "".join(cell["source"]) == module.SETUP_CELL
+    assert cell["outputs"] == [] and cell["execution_count"] is None
+    assert cell["metadata"] == {"tags": ["keep-me"]} and cell.get("id") == original["cells"][first].get("id")
+    others = [c for i, c in enumerate(after["cells"]) if i != first]
+    assert others == [c for i, c in enumerate(original["cells"]) if i != first]
+    assert after["metadata"] == original["metadata"]
+    text = copy.read_text()
+    assert module.apply([copy]) == [] and copy.read_text() == text  # idempotent
+    with pytest.raises(TypeError, match="paths"):
+        module.apply(copy)
+    with pytest.raises(ValueError, match="ipynb"):
+        module.apply([tmp_path / "notes.md"])
