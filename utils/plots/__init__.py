@@ -23,6 +23,7 @@ from .calibration import (
 )
 from .detection import confidence_histogram, show_risk_coverage, show_roc
 from .fooling import show_fooling, show_predictions
+from .series import show_series
 from .scenes import (
     explorer_choices,
     explorer_view,
@@ -62,6 +63,7 @@ __all__ = [
     "show_roc",
     "show_scaling",
     "show_scenes",
+    "show_series",
     "show_temperatures",
     "show_toy_plane",
     "show_training",
