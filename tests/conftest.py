@@ -31,3 +31,9 @@ def tiny_unet() -> UNet:
     """A freshly initialised, seeded, tiny U-Net (about 30k parameters) in eval mode."""
     torch.manual_seed(0)
     return UNet(width=4).eval()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker of the browser tests (tests/test_browser.py), which run by default."""
+    config.addinivalue_line("markers", "browser: drives headless Chromium over the built book in _build/html "
+                                       "(deselect with -m 'not browser')")
