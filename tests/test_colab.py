@@ -77,6 +77,9 @@ DISTRIBUTION_OF = {
 }
 #: Imported only inside ``try: ... except ImportError`` (the book build's tools, absent on Colab).
 OPTIONAL_MODULES = {"myst_nb"}
+#: Modules that a declared dependency brings along: IPython runs every Jupyter kernel (Colab's too),
+#: and ipywidgets requires it.
+BROUGHT_BY = {"IPython": "ipywidgets"}
 
 
 def _dependencies() -> list[Requirement]:
@@ -177,7 +180,7 @@ def test_every_third_party_import_is_declared():
     for module, where in _imported_modules().items():
         if module in sys.stdlib_module_names or module in local or module in OPTIONAL_MODULES:
             continue
-        dist = DISTRIBUTION_OF.get(module)
+        dist = DISTRIBUTION_OF.get(module) or BROUGHT_BY.get(module)
         if dist is None or canonicalize_name(dist) not in declared:
             missing[module] = sorted(where)
     assert not missing, f"declare these in pyproject.toml (and add them to DISTRIBUTION_OF and COLAB): {missing}"
