@@ -193,3 +193,23 @@ def test_ensemble_members_are_shipped_with_the_same_recipe(shipped_manifest):
         assert entry["config"]["seed"] == seed and f"--seed {seed}" in entry["command"]
         assert entry["test_miou"] >= 0.85 and entry["test_pixel_accuracy"] >= 0.99, name
     assert len({shipped_manifest[n]["sha256"] for n in ENSEMBLE}) == len(ENSEMBLE), "members must differ"
+
+
+def test_fixed_set_recipe_differs_from_the_shipped_one_only_in_its_data(shipped_manifest):
+    """Chapter 5's second model: one fixed set of 1,000 training scenes, trained long; everything else the same."""
+    entry = shipped_manifest["unet_fixed_seed0"]
+    assert REQUIRED_KEYS <= set(entry)
+    data_keys = ("train_size", "recompose", "epochs", "snapshots")
+    base = {k: v for k, v in shipped_manifest["unet_seed0"]["config"].items() if k not in data_keys}
+    config = {k: v for k, v in entry["config"].items() if k not in data_keys}
+    assert config == base
+    assert (entry["config"]["train_size"], entry["config"]["recompose"], entry["config"]["epochs"]) == (1000, False, 150)
+    assert "--no-recompose" in entry["command"] and "--train-size 1000" in entry["command"]
+    # every epoch recorded, with the validation ECE the chapter plots
+    history = entry["history"]
+    assert [h["epoch"] for h in history] == list(range(1, 151))
+    assert {"val_nll", "val_ece", "val_digit_ece", "val_pixel_accuracy"} <= set(history[-1])
+    # it memorised its training set: the last training loss is far below the validation NLL
+    assert history[-1]["train_loss"] < history[-1]["val_nll"] / 3
+    for e in entry["config"]["snapshots"]:
+        assert f"unet_fixed_seed0_epoch{e:02d}" in shipped_manifest
