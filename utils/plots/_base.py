@@ -15,6 +15,15 @@ from ..data import PALETTE
 
 HEATMAP_CMAP = "inferno"
 
+#: The book's content column is 784 px wide; the inline backend saves figures at 100 dpi, so a figure
+#: up to this wide (in inches, after ``bbox_inches="tight"``) is shown unscaled, a wider one shrunk.
+#: tests/test_figure_legibility.py checks every figure's smallest text at that width (>= 9 px).
+PAGE_WIDTH = 7.8
+#: Font size (points) of the smallest texts of the figures: dense tick labels, legends, panel titles.
+SMALL = 9
+#: Background of a label written over data (reference-line names, scores), so that a curve never crosses it unseen.
+_LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0}
+
 
 def _as_image(image: torch.Tensor) -> torch.Tensor:
     if not isinstance(image, torch.Tensor):
@@ -53,6 +62,13 @@ def overlay(image: torch.Tensor, label: torch.Tensor, alpha: float = 0.55) -> np
 
 
 def _legend(fig: Figure, classes: Sequence[int] = range(1, NUM_CLASSES)) -> None:
+    """Add the digit-class colour legend below the panels (in space the constrained layout reserves)."""
     handles = [plt.Rectangle((0, 0), 1, 1, color=np.array(PALETTE[k]) / 255) for k in classes]
-    fig.legend(handles, [CLASS_NAMES[k] for k in classes], loc="lower center", ncol=len(handles), frameon=False,
-               title="digit class", bbox_to_anchor=(0.5, -0.02))  # fmt: skip
+    fig.legend(handles, [CLASS_NAMES[k] for k in classes], loc="outside lower center", ncol=len(handles), frameon=False,
+               title="digit class", fontsize=SMALL, title_fontsize=SMALL, handlelength=1.4, columnspacing=1.2)  # fmt: skip
+
+
+def _no_ticks(ax: plt.Axes) -> None:
+    """Hide an image panel's ticks (keeping its frame and its axis labels)."""
+    ax.set_xticks([])
+    ax.set_yticks([])

@@ -10,26 +10,25 @@ import torch
 from matplotlib.figure import Figure
 
 from ..config import CLASS_NAMES, NUM_CLASSES
-from ._base import HEATMAP_CMAP, _legend, _np, _show_gray, overlay
+from ._base import HEATMAP_CMAP, PAGE_WIDTH, SMALL, _legend, _no_ticks, _np, _show_gray, overlay
 
 def _prediction_grid(
     images: torch.Tensor, probs: torch.Tensor, titles: Sequence[Sequence[str]] | None, width: float
 ) -> tuple[Figure, np.ndarray]:
     """Draw image / predicted label map / max-softmax rows, one column per image (``titles``: per row)."""
     n = len(images)
-    fig, axes = plt.subplots(3, n, figsize=(width * n + 0.6, 4.5), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(3, n, figsize=(width * n + 0.9, 3 * width + 1.2), squeeze=False, layout="constrained")
     for i in range(n):
         _show_gray(axes[0, i], images[i])
         axes[1, i].imshow(overlay(images[i], probs[i].argmax(0), alpha=0.8))
         hm = axes[2, i].imshow(_np(probs[i].amax(0)), cmap=HEATMAP_CMAP, vmin=1 / NUM_CLASSES, vmax=1)
         for row, row_titles in enumerate(titles or []):
             if row_titles:
-                axes[row, i].set_title(row_titles[i], fontsize=9 if row == 0 else 8)
+                axes[row, i].set_title(row_titles[i], fontsize=SMALL)
     for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+        _no_ticks(ax)
     for row, name in enumerate(["image", "prediction", "max-softmax"]):
-        axes[row, 0].set_ylabel(name, fontsize=9)
+        axes[row, 0].set_ylabel(name, fontsize=SMALL)
     fig.colorbar(hm, ax=axes[2, :], shrink=0.9, label="max-softmax")
     return fig, axes
 
@@ -45,7 +44,7 @@ def show_fooling(images: torch.Tensor, probs: torch.Tensor, targets: Sequence[in
         [f"{share:.0%} target" for share in shares],
         [f"MSP {probs[i].amax(0).mean().item():.3f}" for i in range(n)],
     ]
-    fig, _ = _prediction_grid(images, probs, titles, width=1.35)
+    fig, _ = _prediction_grid(images, probs, titles, width=min(1.35, (PAGE_WIDTH - 0.9) / n))
     return fig
 
 
@@ -56,9 +55,8 @@ def show_predictions(images: torch.Tensor, probs: torch.Tensor, titles: Sequence
         raise ValueError("images and probs must have the same, non-zero length")
     if titles is not None and len(titles) != n:
         raise ValueError(f"titles must have one entry per image ({n}), got {len(titles)}")
-    fig, _ = _prediction_grid(images, probs, [titles] if titles is not None else None, width=1.5)
+    fig, _ = _prediction_grid(images, probs, [titles] if titles is not None else None, width=min(1.5, (PAGE_WIDTH - 0.9) / n))
     _legend(fig)
-    fig.get_layout_engine().set(rect=(0, 0.07, 1, 0.93))
     return fig
 
 

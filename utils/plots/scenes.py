@@ -10,24 +10,24 @@ import torch
 from matplotlib.figure import Figure
 
 from ..config import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
-from ._base import HEATMAP_CMAP, _legend, _np, _show_gray, overlay
+from ._base import HEATMAP_CMAP, PAGE_WIDTH, SMALL, _legend, _no_ticks, _np, _show_gray, overlay
 
 def show_scenes(images: torch.Tensor, labels: torch.Tensor, n: int = 8, title: str | None = None) -> Figure:
     """Draw the first ``n`` scenes (top row) above their label maps overlaid in colour (bottom row)."""
     n = min(n, len(images))
-    fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.7), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(0.9 * n + 0.5, 2.9), squeeze=False, layout="constrained")
     for i in range(n):
         _show_gray(axes[0, i], images[i])
         axes[1, i].imshow(overlay(images[i], labels[i]))
-        axes[0, i].set_title(f"scene {i}", fontsize=9)
+        axes[0, i].set_title(f"scene {i}", fontsize=SMALL)
     for ax in axes.flat:
-        ax.set_axis_off()
-    axes[0, 0].text(-8, 32, "image", rotation=90, va="center", ha="right", fontsize=9)
-    axes[1, 0].text(-8, 32, "label", rotation=90, va="center", ha="right", fontsize=9)
+        _no_ticks(ax)
+        ax.spines[:].set_visible(False)
+    axes[0, 0].set_ylabel("image", fontsize=SMALL)
+    axes[1, 0].set_ylabel("label", fontsize=SMALL)
     _legend(fig)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
@@ -78,7 +78,7 @@ def show_heatmaps(
 ) -> Figure:
     """For each scene: image, truth, prediction, max-softmax heat map and the misclassified pixels."""
     indices = list(indices)
-    fig, axes = plt.subplots(len(indices), 5, figsize=(11, 2.3 * len(indices)), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(len(indices), 5, figsize=(8.4, 1.65 * len(indices) + 0.3), squeeze=False, layout="constrained")
     titles = ["image", "ground truth", "prediction", "max-softmax", "errors (red)"]
     for row, i in enumerate(indices):
         p = probs[i]
@@ -104,21 +104,25 @@ def show_heatmaps(
 
 
 def show_class_probabilities(image: torch.Tensor, probs: torch.Tensor) -> Figure:
-    """Draw the image and the softmax probability map of each of the 11 classes for one scene."""
+    """Draw the image and the softmax probability map of each of the 11 classes for one scene (3 rows of 4)."""
     if not isinstance(probs, torch.Tensor) or probs.ndim != 3 or probs.shape[0] != NUM_CLASSES:
         raise ValueError(f"probs must be ({NUM_CLASSES}, H, W), got {getattr(probs, 'shape', probs)}")
-    fig, axes = plt.subplots(2, 6, figsize=(12, 4.4), layout="constrained")
+    cols = 4
+    rows = -(-(NUM_CLASSES + 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(PAGE_WIDTH, 2.0 * rows), layout="constrained")
     _show_gray(axes[0, 0], image)
     axes[0, 0].set_title("image", fontsize=10)
     for k in range(NUM_CLASSES):
         ax = axes.flat[k + 1]
         im = ax.imshow(_np(probs[k]), cmap=HEATMAP_CMAP, vmin=0, vmax=1)
         ax.set_title(f"p(class = {CLASS_NAMES[k]})", fontsize=10)
+    for ax in axes.flat[NUM_CLASSES + 1 :]:
+        ax.set_axis_off()
     for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(im, ax=axes, shrink=0.8, label="softmax probability")
+        _no_ticks(ax)
+    fig.colorbar(im, ax=axes, shrink=0.6, label="softmax probability")
     return fig
+
 
 def explorer_view(image: torch.Tensor, label: torch.Tensor, probs: torch.Tensor, which: str = "max-softmax") -> Figure:
     """Draw one view of the heat-map explorer: truth, prediction, and ``which`` map (max-softmax or a class)."""
