@@ -19,6 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from utils import metrics, plots  # noqa: E402
 from utils.config import CLASS_NAMES, NUM_CLASSES  # noqa: E402
+from utils.data import PALETTE  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +63,28 @@ def test_show_temperatures_default_names_and_temperatures():
     fig = plots.show_temperatures(torch.tensor([1.0, 0.0]))
     assert len(fig.axes) == 5  # logits + the four default temperatures
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["class 0", "class 1"]
+
+
+def test_show_temperatures_of_many_classes_draws_horizontal_bars_named_by_class():
+    z = [float(v) for v in torch.linspace(-2, 3, NUM_CLASSES)]
+    fig = plots.show_temperatures(z, temperatures=(1,), names=CLASS_NAMES)
+    fig.draw_without_rendering()  # the constrained layout places the axes when drawn
+    logits_ax, probs_ax = fig.axes
+    assert [t.get_text() for t in logits_ax.get_yticklabels()] == list(CLASS_NAMES)
+    assert np.allclose([p.get_width() for p in logits_ax.patches], z)
+    expected = torch.softmax(torch.tensor(z, dtype=torch.float64), 0).numpy()
+    assert np.allclose([p.get_width() for p in probs_ax.patches], expected)
+    assert logits_ax.get_position().x1 < probs_ax.get_position().x0  # logits left, softmax right
+    # the bars take the course's class colours (background grey)
+    assert np.allclose(logits_ax.patches[1].get_facecolor()[:3], np.array(PALETTE[1]) / 255)
+
+
+def test_show_temperatures_puts_the_logits_left_of_a_grid_of_temperatures():
+    fig = plots.show_temperatures([2.0, 1.0, 0.5, -1.0])
+    fig.draw_without_rendering()
+    logits_ax, *temps = fig.axes
+    assert all(logits_ax.get_position().x1 < ax.get_position().x0 for ax in temps)
+    assert len({round(ax.get_position().y0, 3) for ax in temps}) == 2  # two rows of two
 
 
 @pytest.mark.parametrize(
@@ -407,6 +430,11 @@ def test_attack_view_perturbation_limits_are_the_largest_change(attack):
     assert np.allclose(fig.axes[2].images[0].get_array(), adv[0].numpy())
     assert np.allclose(fig.axes[5].images[0].get_array(), probs[6 / 255].amax(0).numpy())
     assert fig._suptitle is not None and fig._suptitle.get_text() == "eps 6"
+    # two rows of three: clean, attacked, perturbation on top; predictions and heat map below
+    fig.draw_without_rendering()
+    pos = [ax.get_position() for ax in fig.axes[:6]]
+    assert pos[0].x1 < pos[2].x0 < pos[2].x1 < pos[1].x0  # clean | attacked | perturbation
+    assert pos[3].y1 < pos[0].y0 and pos[5].y1 < pos[1].y0
 
 
 def test_attack_view_of_an_unchanged_image_does_not_fail(attack):

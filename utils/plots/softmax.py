@@ -9,21 +9,51 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ..config import NUM_CLASSES
+from ..data import PALETTE
+from ._base import PAGE_WIDTH, SMALL
 
-def _softmax_panel(ax: plt.Axes, logits: Sequence[float], temperature: float, names: Sequence[str] | None = None) -> None:
+
+def _bars(ax: plt.Axes, names: Sequence[str], values, horizontal: bool):
+    """Draw one bar per class, coloured by class; horizontal bars (names down the y-axis) for many classes."""
+    if len(values) == NUM_CLASSES:  # the course's classes: their overlay colours, background grey
+        colors = [(0.55, 0.55, 0.55)] + [tuple(c / 255 for c in rgb) for rgb in PALETTE[1:]]
+    else:
+        colors = [f"C{k}" for k in range(len(values))]
+    if horizontal:
+        bars = ax.barh(names, values, color=colors, edgecolor="0.3", lw=0.5)
+        ax.invert_yaxis()  # first class on top
+        ax.tick_params(axis="y", labelsize=SMALL)
+        ax.axvline(0, color="0.3", lw=0.8)
+    else:
+        bars = ax.bar(names, values, color=colors)
+        ax.tick_params(axis="x", labelsize=SMALL)
+    return bars
+
+
+def _softmax_panel(
+    ax: plt.Axes, logits: Sequence[float], temperature: float, names: Sequence[str] | None = None, horizontal: bool = False
+) -> None:
     z = torch.as_tensor(logits, dtype=torch.float64)
     p = (z / temperature).softmax(0).numpy()
     names = list(names) if names is not None else [f"class {k}" for k in range(len(p))]
-    bars = ax.bar(names, p, color=[f"C{k}" for k in range(len(p))])
-    ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    ax.set(ylim=(0, 1.1), title=f"T = {temperature:g}", ylabel="probability")
-    ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    bars = _bars(ax, names, p, horizontal)
+    ax.bar_label(bars, fmt="%.2f", fontsize=SMALL, padding=2)
+    ax.set_title(f"T = {temperature:g}")
+    if horizontal:
+        ax.set(xlim=(0, 1.18), xlabel="probability")
+    else:
+        ax.set(ylim=(0, 1.12), ylabel="probability")
 
 
 def show_temperatures(
     logits: Sequence[float], temperatures: Sequence[float] = (0.5, 1.0, 2.0, 5.0), names: Sequence[str] | None = None
 ) -> Figure:
-    """Draw ``softmax(logits / T)`` as bars for each temperature ``T``, beside the logits themselves."""
+    """Draw the logits (left panel) beside ``softmax(logits / T)`` as bars for each temperature ``T``.
+
+    The temperatures fill a grid of two columns right of the logits. Up to five classes get vertical
+    bars; more get horizontal bars, with the class names down the y-axis.
+    """
     logits = [float(v) for v in logits]
     if len(logits) < 2:
         raise ValueError(f"logits must hold at least 2 values, got {len(logits)}")
@@ -31,15 +61,28 @@ def show_temperatures(
         raise ValueError(f"temperatures must be positive, got {temperatures!r}")
     if names is not None and len(names) != len(logits):
         raise ValueError(f"names must have one entry per logit ({len(logits)}), got {len(names)}")
-    width = 2.6 if len(logits) <= 5 else 3.4
-    fig, axes = plt.subplots(1, len(temperatures) + 1, figsize=(width * (len(temperatures) + 1), 3.0))
+    horizontal = len(logits) > 5
+    t_cols = min(len(temperatures), 2)  # at most three panels across the page
+    t_rows = -(-len(temperatures) // t_cols)
+    panel_h = 0.3 * len(logits) + 1.0 if horizontal else 2.5
+    fig = plt.figure(figsize=(PAGE_WIDTH, panel_h * t_rows), layout="constrained")
+    grid = fig.add_gridspec(t_rows, t_cols + 1)
     labels = list(names) if names is not None else [f"class {k}" for k in range(len(logits))]
-    axes[0].bar(labels, logits, color=[f"C{k}" for k in range(len(logits))])
-    axes[0].set(title="logits z", ylabel="logit")
-    axes[0].tick_params(axis="x", labelrotation=45, labelsize=8)
-    for ax, t in zip(axes[1:], temperatures):
-        _softmax_panel(ax, logits, t, names)
-    fig.tight_layout()
+    first = fig.add_subplot(grid[:, 0])
+    _bars(first, labels, logits, horizontal)
+    first.set_title("logits z")
+    if horizontal:
+        first.set_xlabel("logit")
+    else:
+        first.set_ylabel("logit")
+    shared = None
+    for j, t in enumerate(temperatures):
+        ax = fig.add_subplot(grid[j // t_cols, 1 + j % t_cols], **({"sharex": shared} if horizontal else {"sharey": shared}))
+        shared = shared or ax
+        _softmax_panel(ax, logits, t, names, horizontal)
+        if j % t_cols:  # the second column repeats the first one's y-axis (probability, or the class names)
+            ax.tick_params(axis="y", labelleft=False)
+            ax.set_ylabel("")
     return fig
 
 
@@ -55,7 +98,7 @@ def softmax_explorer(logits: Sequence[float] = (2.0, 1.0, 0.5, -1.0)):
     def draw(*_):
         with out:
             out.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(4.5, 3))
+            fig, ax = plt.subplots(figsize=(4.5, 3), layout="constrained")
             _softmax_panel(ax, [s.value + shift.value for s in sliders], temp.value)
             plt.show()
 
