@@ -26,6 +26,11 @@ def _close_figures():
     plt.close("all")
 
 
+def _title(ax) -> str:
+    """An axes' title with line breaks (long titles are wrapped) read as spaces."""
+    return ax.get_title().replace("\n", " ")
+
+
 def _scene(n: int = 2, size: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     logits = 3 * torch.randn(n, NUM_CLASSES, size, size, generator=g)
@@ -56,6 +61,66 @@ def test_reliability_panels_and_errors():
     assert titles == ["a", "b", "c"]
     with pytest.raises(ValueError, match="diagrams"):
         plots.show_reliability({})
+
+
+def _hand_bins() -> metrics.ReliabilityBins:
+    """Four bins: empty, over-confident (0.35 < 0.45), under-confident (0.8 > 0.65), over-confident (0.9 < 0.95)."""
+    return metrics.ReliabilityBins(
+        edges=np.linspace(0, 1, 5),
+        confidence=np.array([np.nan, 0.45, 0.65, 0.95]),
+        accuracy=np.array([np.nan, 0.35, 0.8, 0.9]),
+        count=np.array([0, 10, 100, 1000]),
+    )
+
+
+def test_reliability_gaps_are_drawn_apart_from_the_accuracy_bars_and_named_in_the_legend():
+    fig = plots.show_reliability({"hand": _hand_bins()})
+    ax = fig.axes[0]
+    accuracy, over, under = ax.containers[:3]
+    np.testing.assert_allclose([p.get_height() for p in accuracy], [0.35, 0.8, 0.9])
+    # over-confidence: from the accuracy up to the confidence, above the blue bar
+    np.testing.assert_allclose([p.get_y() for p in over], [0.35, 0.9])
+    np.testing.assert_allclose([p.get_height() for p in over], [0.10, 0.05])
+    # under-confidence: from the confidence up to the accuracy, hatched over the blue bar, with no fill of its own
+    np.testing.assert_allclose([p.get_y() for p in under], [0.65])
+    np.testing.assert_allclose([p.get_height() for p in under], [0.15])
+    blue = matplotlib.colors.to_rgba("tab:blue")
+    for patch in (*over, *under):
+        assert patch.get_hatch()
+        assert patch.get_alpha() in (None, 1)  # no see-through fill: colours are never blended
+    assert all(p.get_facecolor()[3] == 0 for p in under)
+    assert all(p.get_facecolor() != blue and p.get_facecolor()[3] == 1 for p in over)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["accuracy", "over-confidence gap", "under-confidence gap", "perfect calibration"]
+
+
+def test_reliability_legend_names_only_the_gaps_present():
+    bins = _hand_bins()
+    bins.accuracy[2] = 0.6  # no under-confident bin left
+    fig = plots.show_reliability({"hand": bins})
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "under-confidence gap" not in labels and "over-confidence gap" in labels
+
+
+def test_reliability_share_of_pixels_is_a_panel_under_each_diagram():
+    fig = plots.show_reliability({"a": _hand_bins(), "b": _hand_bins()})
+    fig.draw_without_rendering()
+    diagram_a, share_a, diagram_b, share_b = fig.axes[:4]
+    assert share_a.get_yscale() == "log"
+    heights = np.array([p.get_height() for p in share_a.patches])
+    np.testing.assert_allclose(heights[1:], np.array([10, 100, 1000]) / 1110)
+    assert np.isnan(heights[0])  # an empty bin draws nothing
+    assert share_a.get_position().y1 <= diagram_a.get_position().y0  # under its diagram
+    assert diagram_a.get_position().x1 <= diagram_b.get_position().x0  # side by side
+
+
+def test_reliability_rows_of_at_most_four():
+    four = plots.show_reliability({str(i): _hand_bins() for i in range(4)})
+    four.draw_without_rendering()
+    assert len({round(ax.get_position().y0, 3) for ax in four.axes[::2]}) == 1
+    five = plots.show_reliability({str(i): _hand_bins() for i in range(5)})
+    five.draw_without_rendering()
+    assert len({round(ax.get_position().y0, 3) for ax in five.axes[::2]}) == 2
 
 
 def test_show_curves_draws_each_curve_and_reference():
@@ -102,9 +167,13 @@ def test_uncertainty_maps_share_a_scale_per_column():
     a[1, 0, 0] = 2.0
     fig = plots.show_uncertainty_maps(images, {"MI": a, "other": a / 2}, row_titles=["x", "y"],
                                       predictions=torch.zeros(2, 8, 8, dtype=torch.long))
-    maps = [im for ax in fig.axes for im in ax.images if ax.get_title() in {"MI", "other"}]
-    limits = {(im.get_clim()) for im in maps}
-    assert limits == {(0.0, 2.0), (0.0, 1.0)}
+    panels = np.array([ax for ax in fig.axes if ax.images]).reshape(2, 4)  # image, prediction, MI, other
+    assert [_title(ax) for ax in panels[0]] == ["image", "prediction", "MI", "other"]
+    assert [ax.get_ylabel() for ax in panels[:, 0]] == ["x", "y"]
+    for col, limits in ((2, (0.0, 2.0)), (3, (0.0, 1.0))):
+        assert {ax.images[0].get_clim() for ax in panels[:, col]} == {limits}
+    # one colour bar per map column, under its last panel
+    assert [len(ax.child_axes) for ax in panels[1]] == [0, 0, 1, 1] and not any(ax.child_axes for ax in panels[0])
     with pytest.raises(ValueError, match="map 'MI'"):
         plots.show_uncertainty_maps(images, {"MI": a[0]})
     with pytest.raises(ValueError, match="row_titles"):
@@ -115,7 +184,7 @@ def test_members_view_shows_zero_disagreement_for_equal_members():
     probs = torch.rand(NUM_CLASSES, 8, 8).softmax(0)
     members = probs.expand(3, -1, -1, -1).clone()
     fig = plots.members_view(torch.rand(1, 8, 8), members, 3, "same")
-    mi_ax = next(ax for ax in fig.axes if ax.get_title() == "mutual information")
+    mi_ax = next(ax for ax in fig.axes if _title(ax) == "mutual information")
     assert np.abs(mi_ax.images[0].get_array()).max() < 1e-6
     with pytest.raises(ValueError, match="count"):
         plots.members_view(torch.rand(1, 8, 8), members, 4)
@@ -126,7 +195,7 @@ def test_members_view_matches_decompose():
     members = torch.randn(4, NUM_CLASSES, 8, 8, generator=g).mul(3).softmax(1)
     fig = plots.members_view(torch.rand(1, 8, 8), members, 2)
     _, _, epistemic = uncertainty.decompose(members[:2, None])
-    mi_ax = next(ax for ax in fig.axes if ax.get_title() == "mutual information")
+    mi_ax = next(ax for ax in fig.axes if _title(ax) == "mutual information")
     np.testing.assert_allclose(mi_ax.images[0].get_array(), epistemic[0].numpy(), atol=1e-6)
 
 

@@ -9,6 +9,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..config import NUM_CLASSES
+from ._base import PAGE_WIDTH, SMALL
 
 def confidence_histogram(groups: dict[str, torch.Tensor], bins: int = 50) -> Figure:
     """Overlay histograms (as densities, log y-axis) of max-softmax values for named groups of pixels."""
@@ -30,14 +31,17 @@ def show_roc(curves: dict[str, tuple[torch.Tensor, torch.Tensor]], max_points: i
 
     if not curves:
         raise ValueError("curves must name at least one (score, positive) pair")
-    fig, ax = plt.subplots(figsize=(4.4, 4))
+    fig, ax = plt.subplots(figsize=(4.8, 3.9 + 0.22 * len(curves)), layout="constrained")
     for name, (score, positive) in curves.items():
         fpr, tpr = roc_curve(score, positive, max_points=max_points)
         ax.plot(fpr.numpy(), tpr.numpy(), label=f"{name} (AUROC {auroc(score, positive):.3f})")
     ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=1, label="chance (0.5)")
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate", xlim=(0, 1), ylim=(0, 1.01), aspect="equal")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+    ticks = [0, 0.2, 0.4, 0.6, 0.8, 1]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    # below the axes (long names would cover the curves or the tick labels inside)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize=SMALL, frameon=False)
     return fig
 
 
@@ -55,7 +59,7 @@ def show_risk_coverage(
         raise ValueError("curves must hold at least one (coverage, risk) pair")
     if not 0 <= zoom < 1:
         raise ValueError(f"zoom must be in [0, 1), got {zoom!r}")
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.7), layout="constrained")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(PAGE_WIDTH + 0.4, 3.6), layout="constrained")
     for name, (cov, risk) in curves.items():
         cov, risk = np.asarray(cov, float), np.asarray(risk, float)
         caught = 1 - cov * risk / max(risk[-1], 1e-300)  # errors among the pixels set aside, as a share
@@ -69,5 +73,8 @@ def show_risk_coverage(
             xlim=(zoom, 1.0), title="risk-coverage")
     ax2.set(xlabel="share of pixels set aside (least certain first)", ylabel="share of all errors set aside",
             xscale="log", xlim=(1e-4, 1), ylim=(0, 1.02), title="errors caught")
-    ax1.legend(fontsize=8)
+    ax2.set_yticks([0, 0.25, 0.5, 0.75, 1], ["0", "0.25", "0.5", "0.75", "1"])
+    ax2.tick_params(axis="x", pad=6)  # keeps the tall "10^-4" clear of the "0" at the corner
+    fig.legend(*ax1.get_legend_handles_labels(), loc="outside lower center", ncol=min(len(curves), 4), frameon=False,
+               fontsize=SMALL)  # fmt: skip
     return fig
