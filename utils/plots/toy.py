@@ -44,7 +44,7 @@ def show_toy_plane(
         fig, axes = plt.subplots(1, 3, figsize=(8.6, 3.2), gridspec_kw={"width_ratios": [1, 1, 1.05]})
         maps = (
             (axes[0], plane.msp.numpy(), "max-softmax, one MLP", "viridis", (1 / classes, 1.0)),
-            (axes[1], plane.mutual_information.numpy(), f"mutual information, S = {plane.members}", "magma",
+            (axes[1], plane.mutual_information.numpy(), f"ensemble MI, S = {plane.members}", "magma",
              (0.0, math.log(classes))),
         )  # fmt: skip
         for ax, values, title, cmap, (lo, hi) in maps:
@@ -53,7 +53,8 @@ def show_toy_plane(
                 ax.scatter(*pts[lab == k].T, s=2, color=f"C{k}", edgecolors="none")
             if mark is not None and mark < ticks[-1]:
                 ax.add_patch(plt.Circle((0, 0), mark, fill=False, ls="--", lw=1, color="w"))
-            ax.set(title=title, xlabel="$x_1$", xticks=[ticks[0], 0, ticks[-1]], yticks=[ticks[0], 0, ticks[-1]])
+            inner = float(np.floor(0.85 * ticks[-1]))  # ticks inside the corners, so that they never meet
+            ax.set(title=title, xlabel="$x_1$", xticks=[-inner, 0, inner], yticks=[-inner, 0, inner])
             cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
             cbar.ax.tick_params(labelsize=FONT_SIZE)
         axes[0].set_ylabel("$x_2$")
