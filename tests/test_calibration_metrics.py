@@ -622,3 +622,21 @@ def test_detection_meter_rejects_bad_input():
     with pytest.raises(ValueError, match="tpr"):
         m.fpr_at_tpr(2.0)
     assert m.count == 0
+
+
+def test_classwise_false_gives_the_same_top_label_scores_and_refuses_ace_and_sce():
+    probs, target = random_probs(2000, k=11, seed=3)
+    full = CalibrationMeter().update(probs, target)
+    lean = CalibrationMeter(classwise=False).update(probs, target)
+    for name in ("ece", "ece_em", "mce", "nll", "brier", "accuracy"):
+        assert getattr(lean, name)() == pytest.approx(getattr(full, name)(), abs=1e-12), name
+    with pytest.raises(ValueError, match="classwise=True"):
+        lean.ace()
+    with pytest.raises(ValueError, match="classwise=True"):
+        lean.sce()
+    s = lean.summary()
+    assert math.isnan(s["ace"]) and math.isnan(s["sce"]) and s["ece"] == full.ece()
+    with pytest.raises(ValueError, match="classwise"):
+        full.merge(lean)
+    with pytest.raises(TypeError, match="classwise must be a bool"):
+        CalibrationMeter(classwise=1)

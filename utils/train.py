@@ -107,8 +107,8 @@ def evaluate(
     pred = logits.argmax(1)
     conf = confusion_matrix(pred, dataset.labels, NUM_CLASSES)
     probs = logits.softmax(1)
-    ece = CalibrationMeter(NUM_CLASSES).update(probs, dataset.labels).ece()
-    digit_ece = CalibrationMeter(NUM_CLASSES).update(probs, dataset.labels, mask=dataset.labels > 0).ece()
+    ece = CalibrationMeter(NUM_CLASSES, classwise=False).update(probs, dataset.labels).ece()
+    digit_ece = CalibrationMeter(NUM_CLASSES, classwise=False).update(probs, dataset.labels, mask=dataset.labels > 0).ece()
     return {
         "miou": mean_iou(conf),
         "pixel_accuracy": pixel_accuracy(conf),

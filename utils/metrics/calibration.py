@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..config import IGNORE_INDEX, NUM_CLASSES
 from ._checks import _check_int, _check_label_map, _check_mask, _check_prob_values, _check_probs
@@ -73,10 +72,18 @@ class CalibrationMeter:
       (Lakshminarayanan et al. 2017 also divide by K).
 
     Pixels labelled ``ignore_index`` count nowhere; every method returns NaN while no pixel is counted.
+    ``classwise=False`` skips the per-class bins of SCE and ACE (about half the work) for callers that
+    need only the top-label scores, NLL and Brier; ``sce()`` and ``ace()`` then raise, and ``summary()``
+    reports them as NaN.
     """
 
     def __init__(
-        self, num_classes: int = NUM_CLASSES, n_bins: int = 15, ignore_index: int = IGNORE_INDEX, fine_bins: int = 4096
+        self,
+        num_classes: int = NUM_CLASSES,
+        n_bins: int = 15,
+        ignore_index: int = IGNORE_INDEX,
+        fine_bins: int = 4096,
+        classwise: bool = True,
     ) -> None:
         self.num_classes = _check_int(num_classes, "num_classes", 1)
         self.n_bins = _check_int(n_bins, "n_bins", 1)
@@ -84,6 +91,9 @@ class CalibrationMeter:
         if not isinstance(ignore_index, int) or isinstance(ignore_index, bool):
             raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
         self.ignore_index = ignore_index
+        if not isinstance(classwise, bool):
+            raise TypeError(f"classwise must be a bool, got {classwise!r}")
+        self.classwise = classwise
         self.edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
         # range of the logit of the confidence: c >= 1/K, and 1 - c is clamped at 1e-7
         k = num_classes
@@ -130,7 +140,7 @@ class CalibrationMeter:
             raise ValueError(f"target must have shape {tuple(pixel_shape)} to match probs {tuple(probs.shape)}, "
                              f"got {tuple(target.shape)}")
         _check_mask(mask, pixel_shape)
-        delta = CalibrationMeter(self.num_classes, self.n_bins, self.ignore_index, self.fine_bins)
+        delta = CalibrationMeter(self.num_classes, self.n_bins, self.ignore_index, self.fine_bins, self.classwise)
         per_row = max(1, math.prod(pixel_shape[1:]))
         step = max(1, (1 << 18) // per_row)
         with torch.no_grad():
@@ -150,14 +160,18 @@ class CalibrationMeter:
         if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= k):
             raise ValueError(f"target holds labels outside [0, {k}) other than ignore_index={self.ignore_index}")
         keep = labelled if mask is None else labelled & mask.to(device)
-        p = probs.movedim(1, -1)[keep].double().clamp_(0, 1)  # (n, K)
+        # (n, K) in the input's precision (float64 stays float64); every sum below is accumulated in float64
+        work = torch.float64 if probs.dtype == torch.float64 else torch.float32
+        p = probs.movedim(1, -1)[keep].to(work).clamp_(0, 1)
         if p.shape[0] == 0:
             return
         y = target[keep].long()
-        onehot = F.one_hot(y, k).double()
-        conf, pred = p.max(dim=1)
+        conf_w, pred = p.max(dim=1)
+        conf = conf_w.double()
         correct = (pred == y).double()
+        p_y = p.gather(1, y[:, None])[:, 0]
         edges = self.edges.to(device)
+        classes = torch.arange(k, device=device)
 
         def hist(index: torch.Tensor, size: int, *weights: torch.Tensor) -> list[np.ndarray]:
             out = [torch.bincount(index, minlength=size).cpu().numpy()]
@@ -169,11 +183,8 @@ class CalibrationMeter:
         self._top_conf += s_conf
         self._top_correct += s_correct
 
-        bk = (_bin_index(p, edges) + torch.arange(k, device=device) * m).flatten()
-        count, s_prob, s_hit = hist(bk, k * m, p.flatten(), onehot.flatten())
-        self._cls_count += count.reshape(k, m)
-        self._cls_prob += s_prob.reshape(k, m)
-        self._cls_hit += s_hit.reshape(k, m)
+        if self.classwise:
+            self._accumulate_classwise(p, y, classes)
 
         t = conf.log() - (1 - conf).clamp(min=1e-7).log()
         scale = self.fine_bins / (self._t_high - self._t_low)
@@ -183,31 +194,48 @@ class CalibrationMeter:
         self._fine_conf += s_conf
         self._fine_correct += s_correct
 
+        p_y = p_y.double()
+        self._nll += float(-p_y.clamp(min=1e-12).log().sum())
+        # Σ_k (p_k - 1[y = k])² = Σ_k p_k² - 2 p_y + 1
+        self._brier += float(p.pow(2).sum(dtype=torch.float64) - 2 * p_y.sum() + p.shape[0])
+        self._n += int(p.shape[0])
+        self._n_correct += int(correct.sum())
+
+    def _accumulate_classwise(self, p: torch.Tensor, y: torch.Tensor, classes: torch.Tensor) -> None:
+        """Add the per-class bins of SCE and ACE; the hits of class k are the pixels labelled k (n, not n*K, of them)."""
+        k, m = self.num_classes, self.n_bins
+
+        def hist(index: torch.Tensor, size: int, *weights: torch.Tensor) -> list[np.ndarray]:
+            out = [torch.bincount(index, minlength=size).cpu().numpy()]
+            return out + [torch.bincount(index, weights=w, minlength=size).cpu().numpy() for w in weights]
+
+        p_flat = p.flatten().double()
+        cls_bin = (p * m).ceil_().sub_(1).clamp_(0, m - 1).long()  # (n, K): bin ((j-1)/M, j/M], arithmetically
+        count, s_prob = hist((cls_bin + classes * m).flatten(), k * m, p_flat)
+        (s_hit,) = hist(y * m + cls_bin.gather(1, y[:, None])[:, 0], k * m)
+        self._cls_count += count.reshape(k, m)
+        self._cls_prob += s_prob.reshape(k, m)
+        self._cls_hit += s_hit.reshape(k, m)
+
         pc = p.clamp(1e-12, 1 - 1e-7)
-        u = pc.log() - (1 - pc).log()
+        u = pc.log() - (-pc).log1p()
         uscale = self.fine_bins / (self._t_high - self._u_low)
         cfine = ((u - self._u_low) * uscale).floor().clamp_(0, self.fine_bins - 1).long()
-        cfine = (cfine + torch.arange(k, device=device) * self.fine_bins).flatten()
-        count, s_prob, s_hit = hist(cfine, k * self.fine_bins, p.flatten(), onehot.flatten())
+        count, s_prob = hist((cfine + classes * self.fine_bins).flatten(), k * self.fine_bins, p_flat)
+        (s_hit,) = hist(y * self.fine_bins + cfine.gather(1, y[:, None])[:, 0], k * self.fine_bins)
         self._cfine_count += count.reshape(k, self.fine_bins)
         self._cfine_prob += s_prob.reshape(k, self.fine_bins)
         self._cfine_hit += s_hit.reshape(k, self.fine_bins)
-
-        p_y = (p * onehot).sum(dim=1)
-        self._nll += float(-p_y.clamp(min=1e-12).log().sum())
-        self._brier += float(((p - onehot) ** 2).sum())
-        self._n += int(p.shape[0])
-        self._n_correct += int(correct.sum())
 
     def merge(self, other: CalibrationMeter) -> CalibrationMeter:
         """Add the counts of ``other`` (a meter with the same settings) to this one; return self."""
         if not isinstance(other, CalibrationMeter):
             raise TypeError(f"other must be a CalibrationMeter, got {type(other).__name__}")
-        mine = (self.num_classes, self.n_bins, self.ignore_index, self.fine_bins)
-        theirs = (other.num_classes, other.n_bins, other.ignore_index, other.fine_bins)
+        mine = (self.num_classes, self.n_bins, self.ignore_index, self.fine_bins, self.classwise)
+        theirs = (other.num_classes, other.n_bins, other.ignore_index, other.fine_bins, other.classwise)
         if mine != theirs:
-            raise ValueError(f"other must have the same (num_classes, n_bins, ignore_index, fine_bins) {mine}, "
-                             f"got {theirs}")
+            raise ValueError(f"other must have the same (num_classes, n_bins, ignore_index, fine_bins, classwise) "
+                             f"{mine}, got {theirs}")
         self._n += other._n
         self._n_correct += other._n_correct
         self._nll += other._nll
@@ -232,8 +260,13 @@ class CalibrationMeter:
             return float("nan")
         return _equal_mass_gap(self._fine_count, self._fine_conf, self._fine_correct, self.n_bins, self._n)
 
+    def _need_classwise(self, name: str) -> None:
+        if not self.classwise:
+            raise ValueError(f"{name} needs the class-wise bins: make the meter with classwise=True (the default)")
+
     def ace(self) -> float:
         """Return Nixon et al.'s adaptive calibration error: class-wise, ``n_bins`` equal-mass ranges per class."""
+        self._need_classwise("ACE")
         if not self._n:
             return float("nan")
         gaps = [_equal_mass_gap(self._cfine_count[k], self._cfine_prob[k], self._cfine_hit[k], self.n_bins, self._n)
@@ -251,6 +284,7 @@ class CalibrationMeter:
 
     def sce(self) -> float:
         """Return the static (classwise) calibration error: equal-width bins of every class's probability."""
+        self._need_classwise("SCE")
         if not self._n:
             return float("nan")
         return float(np.abs(self._cls_hit - self._cls_prob).sum() / (self.num_classes * self._n))
@@ -277,9 +311,9 @@ class CalibrationMeter:
         return {
             "ece": self.ece(),
             "ece_em": self.ece_em(),
-            "ace": self.ace(),
+            "ace": self.ace() if self.classwise else float("nan"),
             "mce": self.mce(),
-            "sce": self.sce(),
+            "sce": self.sce() if self.classwise else float("nan"),
             "nll": self.nll(),
             "brier": self.brier(),
             "accuracy": self.accuracy(),
