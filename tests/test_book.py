@@ -65,7 +65,8 @@ def test_chapter_follows_the_template(path):
         assert required in headings, f"{path.name} lacks the section {required!r}"
     assert headings.index("## Overview") < headings.index("## Summary") < headings.index("## Exercises")
     text = "\n".join(_source(c) for c in _cells(path) if c["cell_type"] == "markdown")
-    assert "{solution}" in text and ":class: dropdown" in text, f"{path.name}: exercises need dropdown solutions"
+    has_solutions = "{solution}" in text or "{solution-start}" in text
+    assert has_solutions and ":class: dropdown" in text, f"{path.name}: exercises need dropdown solutions"
     assert "{glue:text}" in text, f"{path.name}: numbers in the prose must be glued from cells"
     asserts = [c for c in _cells(path) if c["cell_type"] == "code" and re.search(r"^assert ", _source(c), re.M)]
     assert asserts, f"{path.name}: the chapter's claims must be asserted in code cells"
