@@ -47,6 +47,18 @@ def test_setup_cell_installs_from_the_configured_repository(path):
     assert "pip" in first_code and "seed_everything" in first_code and "get_device" in first_code
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_setup_cell_is_the_generated_one(path):
+    """The first code cell is tools/setup_cell.py's SETUP_CELL, character for character (no drift between chapters)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("setup_cell", ROOT / "tools" / "setup_cell.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    first_code = next(_source(c) for c in _cells(path) if c["cell_type"] == "code")
+    assert first_code == module.SETUP_CELL, f"{path.name}: first code cell differs from SETUP_CELL; run python tools/setup_cell.py"
+
+
 def test_table_of_contents_lists_every_chapter_once():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     listed = [entry["file"] for entry in toc["chapters"]]
