@@ -17,8 +17,8 @@ gives the share of misclassified pixels whose max-softmax is at least a threshol
 
 A spread for comparing methods on the same scenes: :func:`scene_resamples` draws bootstrap resamples
 of the scenes (with replacement, seeded); :func:`bootstrap_calibration` and :func:`bootstrap_miou`
-score every resample from per-scene sums (binned calibration counts, confusion matrices), so a
-thousand resamples cost little more than one evaluation. Scoring several methods with the *same*
+score every resample from per-scene sums (the binned calibration sums of :mod:`utils.spread`,
+confusion matrices), so a thousand resamples cost little more than one evaluation. Scoring several methods with the *same*
 resamples gives paired differences, whose percentile interval says whether a gap is separated.
 """
 
@@ -29,6 +29,7 @@ import math
 import torch
 
 from .config import IGNORE_INDEX, NUM_CLASSES
+from . import spread
 from .metrics import boundary_mask, mean_iou
 
 __all__ = [
@@ -168,34 +169,14 @@ def _check_probs_labels(probs: torch.Tensor, labels: torch.Tensor) -> None:
                          f"got {tuple(labels.shape)}")
 
 
-def _check_resamples(resamples: torch.Tensor, n_scenes: int) -> torch.Tensor:
-    if not isinstance(resamples, torch.Tensor) or resamples.dtype != torch.long or resamples.ndim != 2:
-        raise TypeError("resamples must be an int64 tensor (R, n) of scene indices, e.g. from scene_resamples")
-    if resamples.numel() and (int(resamples.min()) < 0 or int(resamples.max()) >= n_scenes):
-        raise ValueError(f"resamples must index scenes in [0, {n_scenes}), got values outside")
-    return resamples
-
-
 def scene_resamples(n_scenes: int, n_resamples: int = 1000, seed: int = 0) -> torch.Tensor:
-    """Return ``(n_resamples, n_scenes)`` scene indices drawn with replacement from a generator seeded with ``seed``."""
-    for name, value in (("n_scenes", n_scenes), ("n_resamples", n_resamples)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, n_scenes, (n_resamples, n_scenes), generator=g)
+    """Return ``(n_resamples, n_scenes)`` scene indices drawn with replacement (seeded): :func:`utils.spread.scene_draws`."""
+    return spread.scene_draws(n_scenes, n_resamples, seed)
 
 
 def interval(values: torch.Tensor, level: float = 0.95) -> tuple[float, float]:
-    """Return the central percentile interval ``(low, high)`` holding ``level`` of ``values`` (e.g. bootstrap scores)."""
-    if not isinstance(values, torch.Tensor) or not values.is_floating_point() or values.numel() == 0:
-        raise TypeError("values must be a non-empty floating-point torch.Tensor")
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
-    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
-    low, high = torch.quantile(values.double().flatten(), q).tolist()
-    return low, high
+    """Return the central percentile interval ``(low, high)`` holding ``level`` of ``values``: :func:`utils.spread.interval`."""
+    return spread.interval(values, level)
 
 
 def bootstrap_calibration(
@@ -210,43 +191,20 @@ def bootstrap_calibration(
     """Return ``{pooling: {accuracy, confidence, ece, nll}}``, each a float64 tensor with one value per resample.
 
     ``resamples`` ``(R, n)`` holds scene indices (:func:`scene_resamples`); a resample's score is that of
-    the pixels of its scenes, a scene drawn twice counting twice. ECE uses the equal-width bins of
-    :class:`utils.metrics.CalibrationMeter`, so the identity resample ``arange(n)`` reproduces
-    :func:`pooled_and_digits`. A resample without pixels in a pooling gives NaN.
+    the pixels of its scenes, a scene drawn twice counting twice. The per-scene sums are
+    :func:`utils.spread.calibration_sums` (the equal-width bins of :class:`utils.metrics.CalibrationMeter`),
+    so the identity resample ``arange(n)`` reproduces :func:`pooled_and_digits`. A resample without
+    pixels in a pooling gives NaN.
     """
     _check_probs_labels(probs, labels)
-    resamples = _check_resamples(resamples, probs.shape[0])
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-        raise ValueError(f"n_bins must be an int >= 1, got {n_bins!r}")
-    n = probs.shape[0]
+    weights = spread.draws_to_weights(resamples, probs.shape[0])
+    out: dict[str, dict[str, torch.Tensor]] = {}
     with torch.no_grad():
-        p = probs.detach().cpu()
-        conf, pred = p.max(dim=1)
-        conf = conf.double().clamp_(0, 1)
-        lab = labels.cpu()
-        p_y = p.gather(1, lab.clamp(0, p.shape[1] - 1)[:, None])[:, 0].double().clamp_(0, 1)
-        nll = -p_y.clamp(min=1e-12).log()
-        correct = (pred == lab).double()
-        edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
-        bins = (torch.bucketize(conf, edges, right=False) - 1).clamp_(0, n_bins - 1)
-        scene = torch.arange(n)[:, None, None].expand_as(bins)
-        out: dict[str, dict[str, torch.Tensor]] = {}
-        for name, mask in pixel_masks(lab, poolings, width, ignore_index).items():
-            key = (scene * n_bins + bins)[mask]
-            count, s_conf, s_correct = (
-                torch.bincount(key, weights=None if w is None else w[mask], minlength=n * n_bins)
-                .double().reshape(n, n_bins)
-                for w in (None, conf, correct)
-            )
-            s_nll = torch.zeros(n, dtype=torch.float64).index_add_(0, scene[mask], nll[mask])
-            c, sc, sk = count[resamples].sum(1), s_conf[resamples].sum(1), s_correct[resamples].sum(1)
-            total = c.sum(1)
-            out[name] = {
-                "accuracy": sk.sum(1) / total,
-                "confidence": sc.sum(1) / total,
-                "ece": (sk - sc).abs().sum(1) / total,
-                "nll": s_nll[resamples].sum(1) / total,
-            }
+        for name, mask in pixel_masks(labels, poolings, width, ignore_index).items():
+            sums = spread.calibration_sums(probs.detach(), labels.to(probs.device), mask.to(probs.device), n_bins, ignore_index)
+            r = spread.resample(sums, weights)
+            out[name] = {"accuracy": spread.accuracy(r), "confidence": spread.confidence(r),
+                         "ece": spread.ece(r), "nll": spread.nll(r)}  # fmt: skip
     return out
 
 
@@ -268,7 +226,7 @@ def bootstrap_miou(
         raise ValueError(f"prediction must have shape {tuple(labels.shape)} like labels, got {tuple(prediction.shape)}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
-    resamples = _check_resamples(resamples, labels.shape[0])
+    weights = spread.draws_to_weights(resamples, labels.shape[0])
     t, p = labels.cpu().long(), prediction.cpu().long()
     keep = t != ignore_index
     if bool(((t[keep] < 0) | (t[keep] >= num_classes) | (p[keep] < 0) | (p[keep] >= num_classes)).any()):
@@ -277,4 +235,5 @@ def bootstrap_miou(
     scene = torch.arange(t.shape[0])[:, None, None].expand_as(t)
     index = (scene * k * k + t * k + p)[keep]
     per_scene = torch.bincount(index, minlength=t.shape[0] * k * k).reshape(t.shape[0], k, k)
-    return torch.tensor([mean_iou(c) for c in per_scene[resamples].sum(1)], dtype=torch.float64)
+    summed = (weights @ per_scene.reshape(t.shape[0], -1).double()).reshape(-1, k, k)
+    return torch.tensor([mean_iou(c) for c in summed], dtype=torch.float64)

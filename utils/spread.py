@@ -27,8 +27,12 @@ __all__ = [
     "calibration_sums",
     "confidence",
     "detection_sums",
+    "draws_to_weights",
     "ece",
+    "interval",
     "nll",
+    "resample",
+    "scene_draws",
     "scene_weights",
 ]
 
@@ -160,14 +164,54 @@ def auroc(sums: Sums) -> torch.Tensor:
     return torch.where((n_pos > 0) & (n_neg > 0), value, torch.nan)
 
 
-def scene_weights(n_scenes: int, n_boot: int = 1000, seed: int = 0) -> torch.Tensor:
-    """Return ``(n_boot, n_scenes)`` float64 counts: how often each scene is drawn in each bootstrap replicate (seeded)."""
+def scene_draws(n_scenes: int, n_boot: int = 1000, seed: int = 0) -> torch.Tensor:
+    """Return ``(n_boot, n_scenes)`` int64 scene indices drawn with replacement from a generator seeded with ``seed``."""
     n_scenes = _check_int(n_scenes, "n_scenes", 1)
     n_boot = _check_int(n_boot, "n_boot", 1)
     seed = _check_int(seed, "seed", 0)
     g = torch.Generator().manual_seed(seed)
-    draws = torch.randint(n_scenes, (n_boot, n_scenes), generator=g)
-    return torch.zeros(n_boot, n_scenes, dtype=torch.float64).scatter_add_(1, draws, torch.ones_like(draws, dtype=torch.float64))
+    return torch.randint(n_scenes, (n_boot, n_scenes), generator=g)
+
+
+def draws_to_weights(draws: torch.Tensor, n_scenes: int) -> torch.Tensor:
+    """Return ``(R, n_scenes)`` float64 counts of how often each scene appears in each row of ``draws`` ``(R, n)``."""
+    if not isinstance(draws, torch.Tensor) or draws.dtype != torch.long or draws.ndim != 2:
+        raise TypeError("draws must be an int64 tensor (R, n) of scene indices, e.g. from scene_draws")
+    n_scenes = _check_int(n_scenes, "n_scenes", 1)
+    if draws.numel() and (int(draws.min()) < 0 or int(draws.max()) >= n_scenes):
+        raise ValueError(f"draws must index scenes in [0, {n_scenes}), got values outside")
+    weights = torch.zeros(draws.shape[0], n_scenes, dtype=torch.float64)
+    return weights.scatter_add_(1, draws, torch.ones_like(draws, dtype=torch.float64))
+
+
+def scene_weights(n_scenes: int, n_boot: int = 1000, seed: int = 0) -> torch.Tensor:
+    """Return ``(n_boot, n_scenes)`` float64 counts: how often each scene is drawn in each bootstrap replicate (seeded)."""
+    return draws_to_weights(scene_draws(n_scenes, n_boot, seed), n_scenes)
+
+
+def resample(sums: Sums, weights: torch.Tensor) -> Sums:
+    """Return the sums of every replicate: per-scene ``sums`` weighted by ``weights`` ``(R, n_scenes)`` (first dimension R)."""
+    out = {}
+    for k, v in sums.items():
+        if v.shape[0] != weights.shape[1]:
+            raise ValueError(f"sums[{k!r}] has {v.shape[0]} scenes, weights has {weights.shape[1]}")
+        out[k] = (weights @ v.reshape(v.shape[0], -1).double()).reshape(-1, *v.shape[1:])
+    return out
+
+
+def interval(values: torch.Tensor, level: float = 0.95) -> tuple[float, float]:
+    """Return the central percentile interval ``(low, high)`` holding ``level`` of ``values`` (NaN values dropped)."""
+    if not isinstance(values, torch.Tensor) or not values.is_floating_point() or values.numel() == 0:
+        raise TypeError("values must be a non-empty floating-point torch.Tensor")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+    values = values.double().flatten()
+    values = values[~values.isnan()]
+    if values.numel() == 0:
+        return float("nan"), float("nan")
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
+    low, high = torch.quantile(values, q).tolist()
+    return low, high
 
 
 def bootstrap(
@@ -193,15 +237,6 @@ def bootstrap(
         raise ValueError(f"level must be a float in (0, 1), got {level!r}")
     weights = scene_weights(n.pop(), n_boot, seed)
     point = float(metric(*[{k: v.sum(0) for k, v in g.items()} for g in group]))
-    values = []
-    for chunk in weights.split(250):  # keeps (replicates x bins) small
-        resampled = [{k: (chunk @ v.reshape(v.shape[0], -1)).reshape(-1, *v.shape[1:]) for k, v in g.items()}
-                     for g in group]  # fmt: skip
-        values.append(metric(*resampled).double())
-    values = torch.cat(values)
-    values = values[~values.isnan()]
-    if values.numel() == 0:
-        return point, float("nan"), float("nan")
-    tail = (1 - level) / 2
-    low, high = torch.quantile(values, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
-    return point, low, high
+    values = torch.cat([metric(*[resample(g, chunk) for g in group]).double()
+                        for chunk in weights.split(250)])  # chunks keep (replicates x bins) small
+    return (point, *interval(values, level))
