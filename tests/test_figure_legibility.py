@@ -465,10 +465,7 @@ _ALL_CASES = [pytest.param(f"{name}: {case}", id=f"{name}: {case}") for name, ca
 
 #: Known collisions in figures this file's authors do not maintain: case id -> what collides and where
 #: to fix it. Strict: once fixed, the test passes unexpectedly and the entry must go.
-KNOWN_OVERLAPS = {
-    "show_toy_plane: ch2 toy plane": "utils/plots/toy.py: the two '-12' tick labels meet at each map's lower-left "
-    "corner, and the top '12' tick of the middle map touches its title",
-}
+KNOWN_OVERLAPS: dict[str, str] = {}
 _OVERLAP_CASES = [
     pytest.param(p.values[0], id=p.id, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_OVERLAPS[p.id])])
     if p.id in KNOWN_OVERLAPS else p
