@@ -31,6 +31,7 @@ import torch
 from .config import IGNORE_INDEX, NUM_CLASSES
 from . import spread
 from .metrics import boundary_mask, mean_iou
+from .metrics._checks import _check_label_map
 
 __all__ = [
     "POOLINGS",
@@ -48,10 +49,7 @@ POOLINGS: tuple[str, ...] = ("all", "digits", "boundary", "off_boundary")
 
 
 def _check_labels(labels: torch.Tensor, name: str = "labels") -> torch.Tensor:
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"{name} must be an integer label map, got dtype {labels.dtype}")
+    _check_label_map(labels, name)
     if labels.ndim != 3:
         raise ValueError(f"{name} must have shape (B, H, W), got {tuple(labels.shape)}")
     return labels
