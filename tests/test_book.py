@@ -55,8 +55,9 @@ def test_setup_cell_is_the_generated_one(path):
     spec = importlib.util.spec_from_file_location("setup_cell", ROOT / "tools" / "setup_cell.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    first_code = next(_source(c) for c in _cells(path) if c["cell_type"] == "code")
-    assert first_code == module.SETUP_CELL, f"{path.name}: first code cell differs from SETUP_CELL; run python tools/setup_cell.py"
+    first = next(c for c in _cells(path) if c["cell_type"] == "code")
+    assert _source(first) == module.SETUP_CELL, f"{path.name}: first code cell differs from SETUP_CELL; run python tools/setup_cell.py"
+    assert "hide-input" in first.get("metadata", {}).get("tags", []), f"{path.name}: the setup cell must be tagged hide-input"
 
 
 def test_table_of_contents_lists_every_chapter_once():

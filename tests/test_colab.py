@@ -382,7 +382,7 @@ def test_apply_replaces_only_the_first_code_cell(tmp_path):
     cell = after["cells"][first]
     assert "".join(cell["source"]) == module.SETUP_CELL
     assert cell["outputs"] == [] and cell["execution_count"] is None
-    assert cell["metadata"] == {"tags": ["keep-me"]} and cell.get("id") == original["cells"][first].get("id")
+    assert cell["metadata"] == {"tags": ["keep-me", "hide-input"]} and cell.get("id") == original["cells"][first].get("id")
     others = [c for i, c in enumerate(after["cells"]) if i != first]
     assert others == [c for i, c in enumerate(original["cells"]) if i != first]
     assert after["metadata"] == original["metadata"]

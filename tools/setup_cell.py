@@ -81,7 +81,8 @@ SETUP_CELL: str = setup_cell()
 def apply(paths: Iterable[str | Path], source: str = SETUP_CELL) -> list[Path]:
     """Replace the first code cell of each notebook in ``paths`` with ``source``; return the notebooks changed.
 
-    The cell keeps its id and metadata (tags included); its outputs and execution count are cleared.
+    The cell keeps its id and metadata and gets the tag ``hide-input`` (the built book folds the code away
+    and shows what it prints); its outputs and execution count are cleared.
     Every other cell, and the file's JSON layout (one-space indent, as Jupyter writes it), is left as it is.
     """
     if isinstance(paths, (str, Path)):
@@ -95,8 +96,11 @@ def apply(paths: Iterable[str | Path], source: str = SETUP_CELL) -> list[Path]:
         if cell is None:
             raise ValueError(f"{path} has no code cell to replace")
         new = source.splitlines(keepends=True)
-        if cell["source"] == new and not cell.get("outputs") and cell.get("execution_count") is None:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if cell["source"] == new and "hide-input" in tags and not cell.get("outputs") and cell.get("execution_count") is None:
             continue
+        if "hide-input" not in tags:
+            tags.append("hide-input")  # the online book folds it away; Colab and Jupyter show it
         cell["source"], cell["outputs"], cell["execution_count"] = new, [], None
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         changed.append(path)
