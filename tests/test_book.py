@@ -153,6 +153,8 @@ def test_glue_only_cells_are_hidden_and_claims_are_commented(path):
         if lines and all(line.lstrip().startswith(("glue(", "for ", ")", "]")) or "glue(" in line for line in lines) \
                 and any("glue(" in line for line in lines) and all("print(" not in line for line in lines):
             assert {"remove-cell", "remove-input", "hide-cell"} & set(tags), f"{path.name}: cell {i} only glues; tag it remove-cell"
+        assert not re.search(r"^\s*#\s*assert\b", _source(c), re.M), \
+            f"{path.name}: cell {i} holds a commented-out assert; assert the claim or drop it"
         source_lines = _source(c).splitlines()
         for j, line in enumerate(source_lines):
             if line.startswith("assert "):
