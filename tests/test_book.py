@@ -161,3 +161,13 @@ def test_glue_only_cells_are_hidden_and_claims_are_commented(path):
                 above = source_lines[j - 1].strip() if j else ""
                 assert above.startswith("#") or source_lines[j - 1].startswith("assert "), \
                     f"{path.name}: cell {i}: the assert on line {j + 1} needs a one-line comment stating its claim"
+
+
+def test_every_bibliography_entry_is_cited_and_every_citation_exists():
+    """references.bib holds exactly the works the book cites (the reference page lists them all)."""
+    keys = set(re.findall(r"@\w+\{([^,\s]+),", (ROOT / "references.bib").read_text()))
+    text = "\n".join(_source(c) for path in CHAPTERS for c in _cells(path))
+    text += "\n".join(p.read_text() for p in (ROOT / "book").glob("*.md"))
+    cited = {k.strip() for group in re.findall(r"\{cite[:\w]*\}`([^`]+)`", text) for k in group.split(",")}
+    assert not keys - cited, f"uncited bibliography entries: {sorted(keys - cited)}; cite them where they fit or remove them"
+    assert not cited - keys, f"citations missing from references.bib: {sorted(cited - keys)}"
