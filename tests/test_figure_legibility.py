@@ -25,10 +25,12 @@ calls (:data:`CASES`); a new figure function must be added to :data:`CASES`, and
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from unittest import mock
 
 import matplotlib
@@ -460,6 +462,20 @@ CASES: dict[str, dict[str, Callable[[], Figure]]] = {
     "show_toy_plane": {"ch2 toy plane": _show_toy_plane},
     "show_series": {"three metrics, two runs": _show_series},
 }
+
+
+def _chapter_cases() -> None:
+    """Add the cases of ``tests/legibility_cases_*.py`` (one file per chapter module, each a ``CASES`` dict)."""
+    for path in sorted(Path(__file__).parent.glob("legibility_cases_*.py")):
+        spec = importlib.util.spec_from_file_location(f"_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for name, cases in module.CASES.items():
+            assert not set(cases) & set(CASES.get(name, {})), f"{path.name} repeats a case id of {name}"
+            CASES.setdefault(name, {}).update(cases)
+
+
+_chapter_cases()
 
 _ALL_CASES = [pytest.param(f"{name}: {case}", id=f"{name}: {case}") for name, cases in CASES.items() for case in cases]
 

@@ -7,7 +7,10 @@
 - :mod:`~utils.plots.attacks`: adversarial sweeps and attacked scenes;
 - :mod:`~utils.plots.calibration`: reliability diagrams, metric curves, the temperature explorer;
 - :mod:`~utils.plots.uncertainty`: MC-dropout and ensemble maps;
-- :mod:`~utils.plots.detection`: confidence histograms, ROC and risk-coverage curves.
+- :mod:`~utils.plots.detection`: confidence histograms, ROC and risk-coverage curves;
+- :mod:`~utils.plots.scores`, :mod:`~utils.plots.conformal`, :mod:`~utils.plots.segments`,
+  :mod:`~utils.plots.active`: the figures of the chapters on other scores, guarantees, segments and
+  active learning (each module lists its public names in ``__all__``).
 
 Every function returns the matplotlib ``Figure`` it drew (or a widget), so a chapter can show it,
 save it or test it.
@@ -71,3 +74,12 @@ __all__ = [
     "softmax_explorer",
     "temperature_explorer",
 ]
+
+# Chapter modules that list their public names in __all__ (one line each, so they never conflict).
+from . import active as _active, conformal as _conformal, scores as _scores, segments as _segments  # noqa: E402
+from .active import *  # noqa: E402,F401,F403
+from .conformal import *  # noqa: E402,F401,F403
+from .scores import *  # noqa: E402,F401,F403
+from .segments import *  # noqa: E402,F401,F403
+
+__all__ += [*_active.__all__, *_conformal.__all__, *_scores.__all__, *_segments.__all__]

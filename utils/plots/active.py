@@ -1,0 +1,5 @@
+"""Figures of the active chapter."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
