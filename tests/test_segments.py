@@ -1,0 +1,205 @@
+"""Tests of utils.segments: hand-made scenes whose segments and IoUs are known, features against numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from utils import segments
+from utils.config import IGNORE_INDEX
+
+
+def one_hot(pred: np.ndarray, k: int, conf: float = 0.8) -> np.ndarray:
+    """(1, K, H, W) probabilities: ``conf`` on the predicted class, the rest spread evenly."""
+    p = np.full((k, *pred.shape), (1 - conf) / (k - 1))
+    for c in range(k):
+        p[c][pred == c] = conf
+    return p[None]
+
+
+
+
+def test_hand_made_adjusted_iou() -> None:
+    y = np.zeros((6, 10), dtype=np.int64)
+    y[0:2, 0:5] = 1  # one class-1 object, 10 px
+    y[4:6, 6:8] = 2  # one class-2 object, 4 px
+    pred = np.zeros_like(y)
+    pred[0:2, 0:2] = 1  # segment A: 4 object px
+    pred[2, 0:2] = 1  # A: 2 px below the object
+    pred[0:2, 3:5] = 1  # segment B: 4 object px; column 2 (2 px) of the object is missed
+    pred[4:6, 3:5] = 2  # segment C: class 2, touches no class-2 object -> IoU 0
+    pred[5, 9] = 1  # segment D: class 1 on background -> IoU 0
+    t = segments.segment_table(one_hot(pred, 3), y[None])
+    t = t.sort_values(["cls", "size"]).reset_index(drop=True)
+    by = {(r.cls, r.size): r for r in t.itertuples()}
+    a, b, c, d = by[1, 6], by[1, 4], by[2, 4], by[1, 1]
+    assert len(t) == 4
+    # A by hand: |A & G| = 4; G without B's pixels = 10 - 4 = 6 px; union = |A| + 6 - 4 = 8.
+    assert a.iou == pytest.approx(4 / 8)
+    # Unadjusted: union = 6 + 10 - 4 = 12.
+    assert a.iou_unadjusted == pytest.approx(4 / 12)
+    # B by hand: |B & G| = 4; G without A's 4 px = 6; union = 4 + 6 - 4 = 6.
+    assert b.iou == pytest.approx(4 / 6)
+    assert b.iou_unadjusted == pytest.approx(4 / 10)
+    assert c.iou == 0 and c.false_positive
+    assert d.iou == 0 and d.false_positive
+    assert not a.false_positive and not b.false_positive
+    assert t["ignore_fraction"].eq(0).all()
+
+
+def test_perfect_prediction_has_iou_one_and_background_optional() -> None:
+    y = np.zeros((8, 8), dtype=np.int64)
+    y[1:4, 1:4] = 2
+    y[5:7, 5:8] = 1
+    t = segments.segment_table(one_hot(y, 3), y[None])
+    assert sorted(t["cls"]) == [1, 2] and np.allclose(t["iou"], 1.0)
+    everything = segments.segment_table(one_hot(y, 3), y[None], classes=range(3))
+    assert sorted(everything["cls"]) == [0, 1, 2] and np.allclose(everything["iou"], 1.0)
+
+
+def test_ignore_pixels_are_left_out_of_the_iou() -> None:
+    y = np.zeros((5, 5), dtype=np.int64)
+    y[0:2, 0:2] = 1
+    y[0:2, 2] = IGNORE_INDEX  # the segment spills onto 2 ignore pixels
+    pred = np.zeros_like(y)
+    pred[0:2, 0:3] = 1
+    pred[4, 4] = 1  # lies on background
+    y[4, 0] = IGNORE_INDEX
+    pred[4, 0] = 2  # lies wholly on an ignore pixel: IoU undefined
+    t = segments.segment_table(one_hot(pred, 3), y[None]).sort_values(["cls", "size"]).reset_index(drop=True)
+    big = t[(t.cls == 1) & (t["size"] == 6)].iloc[0]
+    assert big.iou == pytest.approx(1.0) and big.ignore_fraction == pytest.approx(2 / 6)
+    lone = t[t.cls == 2].iloc[0]
+    assert np.isnan(lone.iou) and lone.ignore_fraction == 1 and not lone.false_positive
+
+
+def test_connectivity_choice() -> None:
+    pred = np.zeros((4, 4), dtype=np.int64)
+    pred[0, 0] = pred[1, 1] = 1  # touch at a corner only
+    ids8, cls8 = segments.label_segments(pred, 2)
+    ids4, cls4 = segments.label_segments(pred, 2, connectivity=1)
+    assert len(cls8) == 1 and len(cls4) == 2
+    with pytest.raises(ValueError, match="connectivity"):
+        segments.label_segments(pred, 2, connectivity=3)
+
+
+def test_features_against_numpy() -> None:
+    rng = np.random.default_rng(0)
+    k, h, w = 4, 7, 9
+    logits = rng.normal(size=(2, k, h, w)) * 3
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    mi = rng.uniform(size=(2, h, w))
+    t = segments.segment_table(torch.tensor(p), extra={"mi": torch.tensor(mi)}, classes=range(k))
+    pred = p.argmax(1)
+    ps = np.sort(p, axis=1)
+    ms, margin = ps[:, -1], ps[:, -1] - ps[:, -2]
+    ent = -(p * np.log(p)).sum(1)
+    assert t["size"].sum() == 2 * h * w  # with every class, the segments tile both scenes
+    for r in t.itertuples():
+        ids, _ = segments.label_segments(pred[r.scene], k, range(k))
+        seg = ids == r.segment
+        # boundary by brute force: some 8-neighbour outside the segment or the image
+        bd = np.zeros_like(seg)
+        for i, j in zip(*np.nonzero(seg)):
+            nb = [(i + a, j + b) for a in (-1, 0, 1) for b in (-1, 0, 1) if a or b]
+            bd[i, j] = any(not (0 <= u < h and 0 <= v < w) or not seg[u, v] for u, v in nb)
+        inner = seg & ~bd
+        assert r.cls == pred[r.scene][seg][0]
+        assert r.size == seg.sum() and r.size_bd == bd.sum() and r.size_in == inner.sum()
+        assert r.bd_ratio == pytest.approx(bd.sum() / seg.sum())
+        assert r.max_softmax_mean == pytest.approx(ms[r.scene][seg].mean())
+        assert r.max_softmax_std == pytest.approx(ms[r.scene][seg].std(), abs=1e-7)
+        assert r.max_softmax_min == pytest.approx(ms[r.scene][seg].min())
+        assert r.entropy_bd_mean == pytest.approx(ent[r.scene][bd].mean())
+        assert r.margin_mean == pytest.approx(margin[r.scene][seg].mean())
+        assert r.mi_mean == pytest.approx(mi[r.scene][seg].mean())
+        if inner.any():
+            assert r.margin_in_mean == pytest.approx(margin[r.scene][inner].mean())
+            assert r.entropy_in_std == pytest.approx(ent[r.scene][inner].std(), abs=1e-7)
+        else:
+            assert r.margin_in_mean == 0 and r.entropy_in_std == 0
+
+
+@pytest.mark.parametrize("k,h,w", [(2, 5, 3), (7, 16, 11)])
+def test_any_k_and_size_and_streaming(k: int, h: int, w: int) -> None:
+    rng = np.random.default_rng(k)
+    y = rng.integers(0, k, size=(5, h, w))
+    p = one_hot(y[0], k)
+    probs = np.concatenate([one_hot(y[i], k) for i in range(5)])
+    whole = segments.segment_table(probs, y)
+    streamed = segments.stream_segments([(probs[:2], y[:2]), (probs[2:], y[2:])])
+    pd.testing.assert_frame_equal(whole, streamed)
+    assert np.allclose(whole["iou"], 1.0) and p.shape == (1, k, h, w)
+
+
+def test_digit_table() -> None:
+    y = np.zeros((6, 6), dtype=np.int64)
+    y[0:2, 0:2] = 1
+    y[4:6, 4:6] = 2
+    pred = y.copy()
+    pred[4:6, 4:6] = 1  # the class-2 object is wholly given class 1
+    t = segments.digit_table(one_hot(pred, 3, conf=0.9), y[None])
+    assert list(t["cls"]) == [1, 2] and list(t["wrong"]) == [False, True]
+    assert list(t["pred_cls"]) == [1, 1] and t["max_softmax_mean"].tolist() == pytest.approx([0.9, 0.9])
+    assert t["correct_fraction"].tolist() == [1.0, 0.0]
+
+
+def test_cross_validation_and_bootstrap() -> None:
+    rng = np.random.default_rng(0)
+    n = 200
+    x = rng.normal(size=n)
+    table = pd.DataFrame({"scene": np.arange(n) // 4, "a": x, "b": rng.normal(size=n)})
+    table["fp"] = x + 0.3 * rng.normal(size=n) > 0
+    table["iou"] = 0.5 + 0.1 * x
+    out, folds = segments.cross_validated(table, ["a", "b"], "fp")
+    assert len(out) == n and len(folds) == 5 and min(folds) > 0.8
+    _, r2 = segments.cross_validated(table, ["a"], "iou", kind="regress")
+    assert min(r2) > 0.999
+    vals = segments.scene_bootstrap(table["scene"], lambda rows: float(table["a"].iloc[rows].mean()), 200)
+    assert vals.shape == (200,) and vals.std() > 0
+    model = segments.fit_meta(table, ["a", "b"], "fp")
+    assert model.predict_proba(table[["a", "b"]].to_numpy())[:, 1].shape == (n,)
+
+
+def test_bad_arguments() -> None:
+    y = np.zeros((1, 4, 4), dtype=np.int64)
+    p = one_hot(y[0], 3)
+    with pytest.raises(ValueError, match="probs must have shape"):
+        segments.segment_table(p[0], y)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        segments.segment_table(p, y[:, :3])
+    with pytest.raises(TypeError, match="labels must be an integer"):
+        segments.segment_table(p, y.astype(float))
+    bad = y.copy()
+    bad[0, 0, 0] = 3
+    with pytest.raises(ValueError, match="labels must hold classes"):
+        segments.segment_table(p, bad)
+    bad[0, 0, 0] = 254
+    with pytest.raises(ValueError, match="ignore_index=255"):
+        segments.segment_table(p, bad)
+    with pytest.raises(ValueError, match="sum to 1"):
+        segments.segment_table(p * 0.5, y)
+    with pytest.raises(ValueError, match="softmax"):
+        segments.segment_table(np.log(p), y)
+    with pytest.raises(TypeError, match="probs must be floating"):
+        segments.segment_table(p.astype(np.int64), y)
+    with pytest.raises(ValueError, match="classes must hold"):
+        segments.segment_table(p, y, classes=[3])
+    with pytest.raises(ValueError, match=r"extra\['mi'\]"):
+        segments.segment_table(p, y, extra={"mi": np.zeros((1, 3, 3))})
+    with pytest.raises(TypeError, match="torch.Tensor or numpy"):
+        segments.segment_table(p.tolist(), y)
+    with pytest.raises(TypeError, match="each batch"):
+        segments.stream_segments([p])
+    with pytest.raises(ValueError, match="at least one batch"):
+        segments.stream_segments([])
+    with pytest.raises(ValueError, match="prediction must hold classes"):
+        segments.label_segments(np.full((2, 2), 5), 3)
+    with pytest.raises(ValueError, match="kind"):
+        segments.fit_meta(pd.DataFrame({"scene": [0, 1], "a": [0.0, 1.0], "t": [0, 1]}), ["a"], "t", kind="tree")
+    with pytest.raises(ValueError, match="NaN"):
+        segments.cross_validated(pd.DataFrame({"scene": [0, 1], "a": [0.0, 1.0], "t": [0, np.nan]}), ["a"], "t")
+    with pytest.raises(ValueError, match="lacks the columns"):
+        segments.cross_validated(pd.DataFrame({"scene": [0, 1]}), ["a"], "t")
