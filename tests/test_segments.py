@@ -78,8 +78,8 @@ def test_ignore_pixels_are_left_out_of_the_iou() -> None:
 def test_connectivity_choice() -> None:
     pred = np.zeros((4, 4), dtype=np.int64)
     pred[0, 0] = pred[1, 1] = 1  # touch at a corner only
-    ids8, cls8 = segments.label_segments(pred, 2)
-    ids4, cls4 = segments.label_segments(pred, 2, connectivity=1)
+    _, cls8 = segments.label_segments(pred, 2)
+    _, cls4 = segments.label_segments(pred, 2, connectivity=1)
     assert len(cls8) == 1 and len(cls4) == 2
     with pytest.raises(ValueError, match="connectivity"):
         segments.label_segments(pred, 2, connectivity=3)
@@ -203,3 +203,24 @@ def test_bad_arguments() -> None:
         segments.cross_validated(pd.DataFrame({"scene": [0, 1], "a": [0.0, 1.0], "t": [0, np.nan]}), ["a"], "t")
     with pytest.raises(ValueError, match="lacks the columns"):
         segments.cross_validated(pd.DataFrame({"scene": [0, 1]}), ["a"], "t")
+
+
+def test_bootstrap_auroc_matches_sklearn_and_resamples_scenes() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    scenes = np.repeat(np.arange(30), 5)
+    pos = rng.uniform(size=150) < 0.3
+    a = np.round(rng.normal(size=150) + pos, 1)  # rounded: ties
+    b = rng.normal(size=150)
+    boot = segments.bootstrap_auroc(scenes, pos, {"a": a, "b": b}, n_boot=50)
+    assert boot.shape == (50, 2) and boot["a"].std() > 0
+    # one resample by hand: the drawn scenes' segments, repeated as drawn
+    from utils.spread import scene_draws
+
+    rows = np.concatenate([np.flatnonzero(scenes == j) for j in scene_draws(30, 50, 0)[7].numpy()])
+    assert boot["a"][7] == pytest.approx(roc_auc_score(pos[rows], a[rows]))
+    with pytest.raises(ValueError, match="both positive and negative"):
+        segments.bootstrap_auroc(scenes, np.zeros(150, bool), {"a": a})
+    with pytest.raises(ValueError, match="one finite value"):
+        segments.bootstrap_auroc(scenes, pos, {"a": a[:10]})

@@ -37,6 +37,7 @@ from .config import IGNORE_INDEX
 
 __all__ = [
     "SOFTMAX_FEATURES",
+    "bootstrap_auroc",
     "boundary_mask",
     "cross_validated",
     "digit_table",
@@ -265,7 +266,7 @@ def segment_table(
         for r, mask in masks.items():
             for name, values in list(measures.items()) + [(name, v) for name, v in ex.items()]:
                 vals = values[i]
-                cnt, mean, std = _region_stats(ids, mask, n, vals)
+                _, mean, std = _region_stats(ids, mask, n, vals)
                 out[f"{name}{r}_mean"] = mean
                 if name in measures:
                     out[f"{name}{r}_std"] = std
@@ -369,7 +370,7 @@ def fit_meta(table: pd.DataFrame, features: Sequence[str], target: str, kind: st
     """Fit a standardised logistic (``kind="classify"``) or linear (``"regress"``) meta-model of ``target`` on ``features``."""
     _check_table(table, features, target)
     model = _model(kind)
-    model.fit(table[list(features)].to_numpy(float), table[target].to_numpy())
+    model.fit(table[list(features)].astype(float), table[target].to_numpy())
     return model
 
 
@@ -418,3 +419,41 @@ def scene_bootstrap(
     members = [np.flatnonzero(inv == j) for j in range(len(uniq))]
     draws = scene_draws(len(uniq), n_boot, seed).numpy()
     return np.array([statistic(np.concatenate([members[j] for j in d])) for d in draws])
+
+
+def bootstrap_auroc(
+    scenes: np.ndarray | pd.Series,
+    positive: np.ndarray | pd.Series,
+    scores: dict[str, np.ndarray | pd.Series],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Return the AUROC of each score (columns) for ``n_boot`` resamples of whole scenes (rows), the same resamples for all.
+
+    Each segment counts as often as its scene is drawn (weights from :func:`utils.spread.scene_weights`);
+    ties count one half. Differences of two columns give a paired bootstrap of an AUROC gap.
+    """
+    from .spread import scene_weights
+
+    s = np.asarray(scenes)
+    pos = np.asarray(positive)
+    if pos.dtype != np.bool_ or pos.shape != s.shape or s.ndim != 1:
+        raise ValueError("positive must be a bool array with one entry per segment, like scenes")
+    if not pos.any() or pos.all():
+        raise ValueError("positive must hold both positive and negative segments")
+    uniq, inv = np.unique(s, return_inverse=True)
+    w = scene_weights(len(uniq), n_boot, seed).numpy()[:, inv]  # (R, n) weight of each segment
+    out = {}
+    for name, score in scores.items():
+        v = np.asarray(score, dtype=float)
+        if v.shape != s.shape or np.isnan(v).any():
+            raise ValueError(f"scores[{name!r}] must hold one finite value per segment")
+        order = np.argsort(v, kind="mergesort")
+        start = np.flatnonzero(np.r_[True, np.diff(v[order]) != 0])  # first index of each tie group
+        wo, po = w[:, order], pos[order]
+        neg = np.add.reduceat(wo * ~po, start, axis=1)
+        pw = np.add.reduceat(wo * po, start, axis=1)
+        below = np.cumsum(neg, axis=1) - neg
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[name] = (pw * (below + neg / 2)).sum(1) / (pw.sum(1) * neg.sum(1))
+    return pd.DataFrame(out)
