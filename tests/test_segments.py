@@ -160,7 +160,7 @@ def test_cross_validation_and_bootstrap() -> None:
     vals = segments.scene_bootstrap(table["scene"], lambda rows: float(table["a"].iloc[rows].mean()), 200)
     assert vals.shape == (200,) and vals.std() > 0
     model = segments.fit_meta(table, ["a", "b"], "fp")
-    assert model.predict_proba(table[["a", "b"]].to_numpy())[:, 1].shape == (n,)
+    assert model.predict_proba(table[["a", "b"]])[:, 1].shape == (n,)
 
 
 def test_bad_arguments() -> None:
