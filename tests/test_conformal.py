@@ -274,3 +274,25 @@ def test_pooled_pixel_threshold_pools_and_drops_nan():
     assert conformal.pooled_pixel_threshold(s, 0.1) == conformal.conformal_quantile(flat[~flat.isnan()].double(), 0.1)
     with pytest.raises(TypeError):
         conformal.pooled_pixel_threshold(torch.ones(3, dtype=torch.long), 0.1)
+
+
+def test_pooled_split_risks_match_the_exact_pooled_quantile_up_to_the_grid():
+    p, y = _probs(b=8, k=3, h=8, w=8, seed=7), _labels(b=8, k=3, h=8, w=8, seed=8)
+    y[0, 0, :4] = IGNORE_INDEX
+    grid = torch.linspace(0, 1, 10001, dtype=torch.float64)
+    losses = conformal.scene_losses(p, y, grid)
+    counts = conformal.pixel_counts(y)
+    assert counts.tolist() == [60] + [64] * 7
+    splits = conformal.random_splits(8, 5, 3, seed=1)
+    out = conformal.pooled_split_risks(losses, counts, grid, splits, 0.1)
+    scores = conformal.lac_scores(p, y)
+    for s in range(3):
+        exact = conformal.pooled_pixel_threshold(scores[splits[s]], 0.1)
+        assert exact <= float(out["lambda"][s]) < exact + 1.5e-4
+        test = scores[~splits[s]]
+        lam = float(out["lambda"][s])
+        assert float(out["pixel_risk"][s]) == pytest.approx(float((test[~test.isnan()] > lam).double().mean()))
+    with pytest.raises(ValueError, match="counts"):
+        conformal.pooled_split_risks(losses, counts.double(), grid, splits, 0.1)
+    with pytest.raises(ValueError, match="loss"):
+        conformal.pixel_counts(y, loss="dice")

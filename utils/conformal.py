@@ -38,6 +38,8 @@ __all__ = [
     "random_splits",
     "split_risks",
     "pooled_pixel_threshold",
+    "pixel_counts",
+    "pooled_split_risks",
 ]
 
 #: The per-scene losses :func:`scene_losses` knows.
@@ -230,16 +232,16 @@ def scene_losses(
     batch_size = _check_int(batch_size, "batch_size", 1)
     out = torch.empty(probs.shape[0], grid.numel(), dtype=torch.float64)
     for start in range(0, probs.shape[0], batch_size):
-        p = probs[start : start + batch_size].detach().double().cpu()
+        p = probs[start : start + batch_size].detach().cpu()
         y = labels[start : start + batch_size].detach().cpu()
         _check_prob_values(p)
         valid = y != ignore_index
         if loss == "fnr":
             counted = valid & (y > 0)
-            s = p[:, 0]
+            s = p[:, 0].double()
         else:
             counted = valid & (y > 0) if pixels == "digits" else valid
-            s = 1 - p.gather(1, torch.where(valid, y, 0).unsqueeze(1)).squeeze(1)
+            s = 1 - p.gather(1, torch.where(valid, y, 0).unsqueeze(1)).squeeze(1).double()
         s = torch.where(counted, s, torch.full_like(s, float("inf"))).flatten(1).sort(1).values
         n = counted.flatten(1).sum(1, keepdim=True).double()
         at_most = torch.searchsorted(s, grid.expand(s.shape[0], -1).contiguous(), right=True).double()
@@ -358,3 +360,57 @@ def pooled_pixel_threshold(scores: torch.Tensor, alpha: float) -> float:
         raise TypeError("scores must be a floating-point tensor of per-pixel scores")
     flat = scores.detach().flatten()
     return conformal_quantile(flat[~torch.isnan(flat)], alpha)
+
+
+def pixel_counts(
+    labels: torch.Tensor, loss: str = "miscoverage", pixels: str = "all", ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
+    """Return, per scene, the number of pixels that :func:`scene_losses` counts for ``loss`` and ``pixels``, ``(B,)``."""
+    _check_label_map(labels, "labels")
+    if labels.ndim != 3:
+        raise ValueError(f"labels must have shape (B, H, W), got {tuple(labels.shape)}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if pixels not in _POOLINGS:
+        raise ValueError(f"pixels must be one of {_POOLINGS}, got {pixels!r}")
+    valid = labels != ignore_index
+    counted = valid & (labels > 0) if (loss == "fnr" or pixels == "digits") else valid
+    return counted.flatten(1).sum(1).cpu()
+
+
+def pooled_split_risks(
+    losses: torch.Tensor, counts: torch.Tensor, grid: torch.Tensor, splits: torch.Tensor, alpha: float
+) -> dict[str, torch.Tensor]:
+    """The mistake, on every split at once: calibrate as if the calibration scenes' *pixels* were exchangeable.
+
+    lambda is the smallest grid point at which at least ceil((m+1)(1-alpha)) of the m pooled calibration
+    pixels have a score at most lambda (the split-conformal quantile of :func:`pooled_pixel_threshold`,
+    rounded up to the grid). ``losses`` ``(N, G)`` and ``counts`` ``(N,)`` come from :func:`scene_losses`
+    and :func:`pixel_counts`. Returns ``lambda``, ``index``, ``risk`` (mean over test scenes of the
+    per-scene loss, as in :func:`split_risks`) and ``pixel_risk`` (share of all test pixels pooled).
+    """
+    grid = _check_grid(grid)
+    alpha = _check_alpha(alpha)
+    losses = _check_losses(losses, grid, 1.0)
+    if not isinstance(counts, torch.Tensor) or counts.shape != (losses.shape[0],) or counts.is_floating_point():
+        raise ValueError(f"counts must be an integer tensor of shape ({losses.shape[0]},), one pixel count per scene")
+    if not isinstance(splits, torch.Tensor) or splits.dtype != torch.bool or splits.ndim != 2 or splits.shape[1] != losses.shape[0]:
+        raise ValueError(f"splits must be a (S, {losses.shape[0]}) bool tensor of calibration masks")
+    c = counts.double()
+    above = losses * c[:, None]  # pixels per scene whose score exceeds lambda
+    cal, test = splits.double(), (~splits).double()
+    m = cal @ c  # (S,) pooled calibration pixels
+    rank = torch.ceil((m + 1) * (1 - alpha) - 1e-9)
+    if bool((rank > m).any()):
+        raise ValueError(f"alpha={alpha} needs more calibration pixels than some split holds")
+    ok = (m[:, None] - cal @ above) >= rank[:, None]
+    index = torch.where(ok.any(1), ok.double().argmax(1), torch.full((ok.shape[0],), -1))
+    if bool((index < 0).any()):
+        raise ValueError("no lambda of the grid reaches the pooled quantile on some split")
+    at = losses.T[index]
+    return {
+        "lambda": grid[index],
+        "index": index,
+        "risk": (at * test).sum(1) / test.sum(1),
+        "pixel_risk": (above.T[index] * test).sum(1) / (test @ c),
+    }
