@@ -188,7 +188,7 @@ def lambda_grid(steps: int = 2001) -> torch.Tensor:
     """Return a grid of lambda in [0, 1], float64: ``steps`` equal steps plus a log-spaced part near 0
     (where 1 - lambda thresholds probabilities close to 1, which is where a good segmenter's pixels are)."""
     steps = _check_int(steps, "steps", 2)
-    near_zero = torch.logspace(-7, -2, 251, dtype=torch.float64)
+    near_zero = torch.logspace(-7, -2, 1001, dtype=torch.float64)
     return torch.unique(torch.cat([torch.linspace(0, 1, steps, dtype=torch.float64), near_zero]))
 
 
@@ -209,7 +209,7 @@ def scene_losses(
     loss: str = "miscoverage",
     pixels: str = "all",
     ignore_index: int = IGNORE_INDEX,
-    batch_size: int = 32,
+    batch_size: int = 128,
 ) -> torch.Tensor:
     """Return each scene's loss at every lambda of ``grid``, ``(B, len(grid))`` float64, in [0, 1].
 
