@@ -261,9 +261,27 @@ def test_percentile_rank_and_timing():
         scores.percentile_rank(ref, torch.tensor([]))
     with pytest.raises(TypeError, match="score"):
         scores.percentile_rank(torch.tensor([1, 2]), ref)
-    t = scores.seconds_per_image(lambda im: im.sum(), torch.rand(4, 1, 8, 8), repeats=2)
-    assert 0 <= t < 1
+    t = scores.seconds_per_image({"sum": lambda im: im.sum(), "sleep": lambda im: __import__("time").sleep(0.02)},
+                                 torch.rand(4, 1, 8, 8), repeats=2)
+    assert set(t) == {"sum", "sleep"} and 0 <= t["sum"] < t["sleep"] and t["sleep"] >= 0.02 / 4
     with pytest.raises(ValueError, match="repeats"):
-        scores.seconds_per_image(lambda im: im, torch.rand(4, 1, 8, 8), repeats=0)
-    with pytest.raises(TypeError, match="run"):
-        scores.seconds_per_image(3, torch.rand(4, 1, 8, 8))
+        scores.seconds_per_image({"id": lambda im: im}, torch.rand(4, 1, 8, 8), repeats=0)
+    with pytest.raises(TypeError, match="runs"):
+        scores.seconds_per_image({"x": 3}, torch.rand(4, 1, 8, 8))
+    with pytest.raises(TypeError, match="runs"):
+        scores.seconds_per_image(lambda im: im, torch.rand(4, 1, 8, 8))
+
+
+def test_score_maps_gather_every_one_pass_score():
+    torch.manual_seed(0)
+    unet = UNet(width=4, depth=2).eval()
+    x = torch.rand(3, 1, 16, 16)
+    g = scores.fit_gaussians(unet, x, torch.randint(0, 11, (3, 16, 16)), per_image=256)
+    maps, logits = scores.score_maps(unet, x, g)
+    assert set(maps) == {"1 - max-softmax", "entropy", "-max logit", "energy", "density", "mahalanobis"}
+    assert torch.allclose(maps["energy"], scores.energy(logits))
+    feats = scores.features_and_logits(unet, x)[0]
+    assert torch.allclose(maps["density"], (-g.log_density(feats)).float())
+    assert set(scores.score_maps(unet, x)[0]) == {"1 - max-softmax", "entropy", "-max logit", "energy"}
+    with pytest.raises(TypeError, match="gaussians"):
+        scores.score_maps(unet, x, "g")

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -60,6 +60,7 @@ __all__ = [
     "percentile_rank",
     "resolve_layer",
     "sample_pixels",
+    "score_maps",
     "seconds_per_image",
     "tta",
 ]
@@ -280,7 +281,9 @@ class ClassGaussians:
 
     def log_density(self, features: torch.Tensor) -> torch.Tensor:
         """Return ``log sum_k pi_k N(x; mu_k, Sigma)`` (the mixture's log-density, as in DDU), ``(M,)`` or ``(N, H, W)``."""
-        d2 = self.squared_distances(features)
+        return self._log_density(self.squared_distances(features))
+
+    def _log_density(self, d2: torch.Tensor) -> torch.Tensor:
         d = self.means.shape[1]
         log_normal = -0.5 * (d * math.log(2 * math.pi) + self.logdet + d2)
         return torch.logsumexp(log_normal + self.log_priors, dim=-1)
@@ -313,6 +316,32 @@ def fit_gaussians(
     feats, logits = features_and_logits(model, images, layer, device=device)
     f, y = sample_pixels(feats, labels, per_image, seed)
     return ClassGaussians.fit(f, y, logits.shape[1] if num_classes is None else num_classes, ridge)
+
+
+def score_maps(
+    model: nn.Module,
+    images: torch.Tensor,
+    gaussians: ClassGaussians | None = None,
+    layer: nn.Module | str | None = None,
+    temperature: float = 1.0,
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Return every one-pass score map ``(N, H, W)`` (float32) of ``model`` on ``images``, and the logits.
+
+    The maps are those of :func:`logit_scores`, plus ``"density"`` (``-log density``) and
+    ``"mahalanobis"`` of ``gaussians`` on the penultimate features of ``layer`` when ``gaussians`` is
+    given; all come from one forward pass.
+    """
+    if gaussians is not None and not isinstance(gaussians, ClassGaussians):
+        raise TypeError(f"gaussians must be a ClassGaussians or None, got {type(gaussians).__name__}")
+    feats, logits = features_and_logits(model, images, layer, batch_size, device)
+    maps = logit_scores(logits, temperature)
+    if gaussians is not None:
+        d2 = gaussians.squared_distances(feats)  # once, for both scores
+        maps["density"] = (-gaussians._log_density(d2)).float()
+        maps["mahalanobis"] = d2.amin(-1).float()
+    return maps, logits
 
 
 # --------------------------------------------------------------------------------------------------
@@ -470,21 +499,29 @@ def percentile_rank(score: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
     return torch.searchsorted(ref, score.detach().double().cpu().contiguous(), right=False).float() / ref.numel()
 
 
-def seconds_per_image(run: Callable[[torch.Tensor], object], images: torch.Tensor, repeats: int = 3) -> float:
-    """Return the fastest of ``repeats`` timings (``time.perf_counter``) of ``run(images)``, divided by the number of images.
+def seconds_per_image(
+    runs: Mapping[str, Callable[[torch.Tensor], object]], images: torch.Tensor, repeats: int = 3
+) -> dict[str, float]:
+    """Return, for every named ``run``, the fastest of ``repeats`` timings of ``run(images)`` per image (seconds).
 
-    The absolute time depends on the machine; ratios between methods timed alike are what carries over.
+    The runs are timed in turn, round after round (``time.perf_counter``), so that a burst of load on
+    a shared machine hits all of them alike. The absolute times depend on the machine; ratios between
+    runs timed together are what carries over.
     """
     _check_images(images, "images")
-    if not callable(run):
-        raise TypeError(f"run must be callable, got {type(run).__name__}")
+    if not isinstance(runs, Mapping) or not runs:
+        raise TypeError("runs must be a non-empty mapping of name -> callable")
+    for name, run in runs.items():
+        if not callable(run):
+            raise TypeError(f"runs[{name!r}] must be callable, got {type(run).__name__}")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
     if images.shape[0] == 0:
         raise ValueError("images is empty")
-    best = math.inf
+    best = {name: math.inf for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run(images)
-        best = min(best, time.perf_counter() - start)
-    return best / images.shape[0]
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run(images)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: t / images.shape[0] for name, t in best.items()}
