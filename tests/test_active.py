@@ -7,6 +7,7 @@ import json
 import math
 from dataclasses import asdict, replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -277,3 +278,19 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
     assert "initial" in capsys.readouterr().err
     assert active.main(["--out", str(tmp_path / "x.json"), "--seeds", "1", "1"]) == 2
     assert not (tmp_path / "x.json").exists()
+
+
+def test_summaries_of_a_results_file(tiny_file):
+    results = active.load_results(tiny_file)
+    assert active.config_of(results) == TINY
+    table = active.summarise(results)
+    assert list(table.index) == list(TINY.strategies)
+    miou = active.curves(results, "miou")["bald"][:, -1]
+    assert table.loc["bald", "miou"] == pytest.approx(miou.mean())
+    assert table.loc["bald", "miou_min"] == pytest.approx(miou.min())
+    traps = active.curves(results, "traps_labelled")["entropy"]
+    assert table.loc["entropy", "traps"] == pytest.approx((traps[:, -1] - traps[:, 0]).mean())
+    reach = active.labels_to_reach(results, -1.0)  # every seed reaches it at the start
+    assert all((v == TINY.initial).all() for v in reach.values())
+    never = active.labels_to_reach(results, 2.0)  # no mIoU reaches 2
+    assert all(np.isnan(v).all() for v in never.values())

@@ -63,7 +63,9 @@ __all__ = [
     "boundary_share",
     "build_pool",
     "check_results",
+    "config_of",
     "curves",
+    "labels_to_reach",
     "least_confidence",
     "load_results",
     "main",
@@ -73,6 +75,7 @@ __all__ = [
     "run",
     "scene_scores",
     "select",
+    "summarise",
     "train_model",
 ]
 
@@ -99,7 +102,7 @@ class ALConfig:
     acquire: int = 20  # scenes labelled per round
     rounds: int = 4
     steps: int = 300  # optimiser steps of the first training (from scratch, on the random start)
-    finetune_steps: int = 100  # optimiser steps of each later round (fine-tuning the previous round's model)
+    finetune_steps: int = 50  # optimiser steps of each later round (fine-tuning the previous round's model)
     batch_size: int = 32
     lr: float = 1e-2
     finetune_lr: float = 3e-3
@@ -488,7 +491,7 @@ def check_results(results: dict[str, Any]) -> dict[str, Any]:
     missing = [k for k in _RESULT_KEYS if k not in results]
     if missing:
         raise ValueError(f"results lacks the keys {missing}")
-    cfg = ALConfig(**{k: tuple(v) if k == "strategies" else v for k, v in results["config"].items()})
+    cfg = config_of(results)
     if list(results["strategies"]) != list(cfg.strategies) or sorted(results["runs"]) != sorted(cfg.strategies):
         raise ValueError("results: strategies, config.strategies and runs disagree")
     for key in ("cpu", "torch", "threads"):
@@ -535,6 +538,13 @@ def check_results(results: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
+def config_of(results: dict[str, Any]) -> ALConfig:
+    """Return the :class:`ALConfig` recorded in a results dict (validated)."""
+    if not isinstance(results, dict) or not isinstance(results.get("config"), dict):
+        raise TypeError("results must be a results dict holding a 'config' dict")
+    return ALConfig(**{k: tuple(v) if k == "strategies" else v for k, v in results["config"].items()})
+
+
 def load_results(path: str | Path | None = None) -> dict[str, Any]:
     """Load and check a results file (default: the shipped full experiment, :data:`RESULTS_FILE`)."""
     path = RESULTS_FILE if path is None else Path(path)
@@ -551,6 +561,44 @@ def curves(results: dict[str, Any], key: str = "miou") -> dict[str, np.ndarray]:
     for strategy, per_seed in results["runs"].items():
         rows = [[np.nan if r[key] is None else r[key] for r in per_seed[str(s)]] for s in results["seeds"]]
         out[strategy] = np.asarray(rows, dtype=float)
+    return out
+
+
+def summarise(results: dict[str, Any]) -> "pandas.DataFrame":
+    """Return one row per strategy: last-round test mIoU and digit-pixel accuracy, trap scenes acquired, boundary shares (mean, min, max over seeds).
+
+    ``traps`` counts the trap scenes among the acquired ones (the random start excluded);
+    ``boundary_share`` is each seed's mean over rounds of the share of the acquiring map's mass on
+    boundary pixels, ``boundary_area`` the boundary pixels' share of the chosen scenes' area.
+    """
+    import pandas as pd
+
+    columns = {
+        "miou": {s: v[:, -1] for s, v in curves(results, "miou").items()},
+        "digit_pixel_accuracy": {s: v[:, -1] for s, v in curves(results, "digit_pixel_accuracy").items()},
+        "traps": {s: v[:, -1] - v[:, 0] for s, v in curves(results, "traps_labelled").items()},
+        "boundary_share": {s: np.nanmean(v[:, 1:], 1) for s, v in curves(results, "boundary_share").items()},
+        "boundary_area": {s: np.nanmean(v[:, 1:], 1) for s, v in curves(results, "boundary_area").items()},
+    }
+    rows = {}
+    for strategy in results["runs"]:
+        row = {}
+        for name, per in columns.items():
+            row |= {f"{name}": per[strategy].mean(), f"{name}_min": per[strategy].min(), f"{name}_max": per[strategy].max()}
+        rows[strategy] = row
+    return pd.DataFrame(rows).T
+
+
+def labels_to_reach(results: dict[str, Any], level: float, key: str = "miou") -> dict[str, np.ndarray]:
+    """Return ``{strategy: (seeds,)}``: the first labelled count whose ``key`` is >= ``level`` in each seed (NaN if never)."""
+    if not isinstance(level, (int, float)) or isinstance(level, bool):
+        raise TypeError(f"level must be a number, got {type(level).__name__}")
+    labelled = curves(results, "labelled")
+    out = {}
+    for strategy, values in curves(results, key).items():
+        reached = values >= level
+        first = np.where(reached.any(1), reached.argmax(1), -1)
+        out[strategy] = np.array([labelled[strategy][i, f] if f >= 0 else np.nan for i, f in enumerate(first)])
     return out
 
 
