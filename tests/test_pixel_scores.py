@@ -285,3 +285,32 @@ def test_score_maps_gather_every_one_pass_score():
     assert set(scores.score_maps(unet, x)[0]) == {"1 - max-softmax", "entropy", "-max logit", "energy"}
     with pytest.raises(TypeError, match="gaussians"):
         scores.score_maps(unet, x, "g")
+
+
+# --- tail_scale ----------------------------------------------------------------------------------
+
+
+def test_tail_scale_keeps_the_order_inside_the_bootstrap_bins():
+    from sklearn.metrics import roc_auc_score
+
+    from utils import spread
+
+    g = torch.Generator().manual_seed(0)
+    positive = torch.rand(20, 16, 16, generator=g) < 0.05
+    energy_like = -30 + 25 * torch.rand(20, 16, 16, generator=g) + 3 * positive  # negative, wide range
+    v = scores.tail_scale(energy_like, energy_like)
+    assert v.shape == energy_like.shape and float(v.min()) > 0 and float(v.max()) < 10
+    order = energy_like.flatten().argsort()
+    assert bool((v.flatten()[order].diff() >= 0).all())          # monotone
+    exact = roc_auc_score(positive.flatten().numpy(), energy_like.flatten().numpy())
+    binned = float(spread.auroc({k: t.sum(0) for k, t in spread.detection_sums(v, positive).items()}))
+    assert abs(binned - exact) < 2e-3
+    raw = float(spread.auroc({k: t.sum(0) for k, t in spread.detection_sums(energy_like, positive).items()}))
+    assert raw == 0.5 and exact > 0.6          # unscaled, every negative score falls into the first bin
+
+
+def test_tail_scale_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="score"):
+        scores.tail_scale(torch.ones(3, dtype=torch.long), torch.ones(3))
+    with pytest.raises(ValueError, match="reference"):
+        scores.tail_scale(torch.ones(3), torch.ones(0))

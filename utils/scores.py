@@ -62,6 +62,7 @@ __all__ = [
     "sample_pixels",
     "score_maps",
     "seconds_per_image",
+    "tail_scale",
     "tta",
 ]
 
@@ -497,6 +498,21 @@ def percentile_rank(score: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
         raise ValueError("reference is empty")
     ref = reference.detach().flatten().double().cpu().sort().values
     return torch.searchsorted(ref, score.detach().double().cpu().contiguous(), right=False).float() / ref.numel()
+
+
+def tail_scale(score: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Map ``score`` monotonically onto (0, 10) as ``-log10(1 - rank)``, ranked among ``reference``, for :func:`utils.spread.detection_sums`.
+
+    The scene bootstrap of :mod:`utils.spread` bins scores on a log scale from 1e-7 to 10, made for
+    ``1 - max-softmax``. Scores in other units (a logit, an energy, a log-density) would fall into its
+    first or last bin; their rank among the ``reference`` values (e.g. every scored pixel) keeps their
+    order, and ``-log10(1 - rank)`` spreads the upper tail, where the errors are, over many bins.
+    An AUROC depends on the order only, so it is unchanged up to the binning.
+    """
+    rank = percentile_rank(score, reference).double()
+    n = reference.numel()
+    rank = (rank * n + 0.5) / (n + 1)                       # strictly inside (0, 1)
+    return (-torch.log10(1 - rank)).float()
 
 
 def seconds_per_image(
