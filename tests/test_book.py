@@ -96,6 +96,15 @@ def test_runtime_table_covers_every_chapter_within_budget():
         assert 0 < float(row["Run time on CPU (s)"]) <= float(row["Budget (s)"]), row
 
 
+def test_introduction_states_a_memory_that_covers_every_chapter():
+    """The introduction's "a laptop with N GB of free memory runs any chapter" holds for the measured peaks."""
+    stated = re.search(r"laptop with (\d+) GB of free memory", (ROOT / "book" / "intro.md").read_text())
+    assert stated, "book/intro.md no longer says how much memory a chapter needs"
+    with open(ROOT / "book" / "runtimes.csv") as fh:
+        peak = max(float(row["Peak memory (MB)"]) for row in csv.DictReader(fh))
+    assert peak < int(stated.group(1)) * 1024, f"a chapter peaks at {peak:.0f} MB, above the stated {stated.group(1)} GB"
+
+
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)\n```", readme, re.S)
