@@ -41,15 +41,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import IGNORE_INDEX, NUM_CLASSES, SPLITS, STROKE_THRESHOLD, cpu_name
-from .data import DigitScenes, Scene, SceneConfig, _draw_glyph, _find_spot, _pool
+from .config import IGNORE_INDEX, SPLITS, cpu_name
+from .data import (
+    DigitScenes,
+    Scene,
+    SceneConfig,
+    _add_noise,
+    _draw_glyph,
+    _paste_glyph,
+    _pool,
+)
 from .foreground import pixel_masks
-from .metrics._checks import _check_prob_values
+from .metrics._checks import _check_probs4
 from .models import UNet, forward_logits
 from .train import evaluate
 from .uncertainty import Predictive, mc_dropout, single
@@ -183,23 +192,8 @@ def make_trap_scene(index: int, seed: int = 0, config: SceneConfig | None = None
         b = int(rng.integers(len(pool_x)))
         while pool_y[b] == pool_y[a]:
             b = int(rng.integers(len(pool_x)))
-        glyph = _draw_glyph(rng, np.maximum(pool_x[a], pool_x[b]), cfg)
-        spot = _find_spot(rng, glyph.shape, scene.boxes, cfg)
-        if spot is None:
-            continue
-        top, left = spot
-        h, w = glyph.shape
-        window = (slice(top, top + h), slice(left, left + w))
-        image[window] = np.maximum(image[window], glyph)
-        stroke = glyph >= STROKE_THRESHOLD
-        label[window][stroke] = int(pool_y[a]) + 1
-        instances[window][stroke] = len(scene.digits) + 1
-        scene.digits.append(int(pool_y[a]))
-        scene.boxes.append((top, left, h, w))
-    if cfg.noise_std > 0:
-        image += rng.normal(0.0, cfg.noise_std, image.shape).astype(np.float32)
-    np.clip(image, 0.0, 1.0, out=image)
-    return scene
+        _paste_glyph(scene, _draw_glyph(rng, np.maximum(pool_x[a], pool_x[b]), cfg), int(pool_y[a]), rng, cfg)
+    return _add_noise(scene, rng, cfg)
 
 
 def build_pool(pool_size: int, n_traps: int, seed: int = 0, config: SceneConfig | None = None) -> Pool:
@@ -218,16 +212,6 @@ def build_pool(pool_size: int, n_traps: int, seed: int = 0, config: SceneConfig 
 
 # --------------------------------------------------------------------------------------------------
 # acquisition scores
-
-
-def _check_probs4(probs: torch.Tensor, name: str = "probs") -> None:
-    if not isinstance(probs, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(probs).__name__}")
-    if probs.ndim != 4:
-        raise ValueError(f"{name} must have shape (N, K, H, W), got {tuple(probs.shape)}")
-    if not probs.is_floating_point():
-        raise TypeError(f"{name} must be floating-point probabilities, got dtype {probs.dtype}")
-    _check_prob_values(probs)
 
 
 def pixel_uncertainty(predictive: Predictive, strategy: str) -> torch.Tensor:
@@ -564,14 +548,13 @@ def curves(results: dict[str, Any], key: str = "miou") -> dict[str, np.ndarray]:
     return out
 
 
-def summarise(results: dict[str, Any]) -> "pandas.DataFrame":
+def summarise(results: dict[str, Any]) -> pd.DataFrame:
     """Return one row per strategy: last-round test mIoU and digit-pixel accuracy, trap scenes acquired, boundary shares (mean, min, max over seeds).
 
     ``traps`` counts the trap scenes among the acquired ones (the random start excluded);
     ``boundary_share`` is each seed's mean over rounds of the share of the acquiring map's mass on
     boundary pixels, ``boundary_area`` the boundary pixels' share of the chosen scenes' area.
     """
-    import pandas as pd
 
     columns = {
         "miou": {s: v[:, -1] for s, v in curves(results, "miou").items()},

@@ -23,7 +23,12 @@ import math
 import torch
 
 from .config import IGNORE_INDEX
-from .metrics._checks import _check_fraction, _check_int, _check_label_map, _check_prob_values
+from .metrics._checks import (
+    _check_int,
+    _check_label_map,
+    _check_prob_values,
+    _check_probs4,
+)
 
 __all__ = [
     "LOSSES",
@@ -53,18 +58,6 @@ def _check_alpha(alpha: object) -> float:
     if not ok or not 0 < alpha < 1:
         raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
     return float(alpha)
-
-
-def _check_probs4(probs: object, values: bool = True) -> torch.Tensor:
-    if not isinstance(probs, torch.Tensor):
-        raise TypeError(f"probs must be a torch.Tensor, got {type(probs).__name__}")
-    if probs.ndim != 4:
-        raise ValueError(f"probs must have shape (B, K, H, W), got {tuple(probs.shape)}")
-    if not probs.is_floating_point():
-        raise TypeError(f"probs must be floating point probabilities, got dtype {probs.dtype}")
-    if values:
-        _check_prob_values(probs)
-    return probs
 
 
 def _check_labels_for(probs: torch.Tensor, labels: object, ignore_index: int) -> torch.Tensor:

@@ -232,22 +232,32 @@ def make_scene(split: str, index: int, seed: int = 0, config: SceneConfig | None
     n = int(rng.integers(cfg.min_digits, cfg.max_digits + 1))
     for _ in range(n):
         k = int(rng.integers(len(pool_x)))
-        glyph = _draw_glyph(rng, pool_x[k], cfg)
-        h, w = glyph.shape
-        spot = _find_spot(rng, (h, w), scene.boxes, cfg)
-        if spot is None:
-            continue  # no room for this digit: leave it out
-        top, left = spot
-        window = (slice(top, top + h), slice(left, left + w))
-        image[window] = np.maximum(image[window], glyph)
-        stroke = glyph >= STROKE_THRESHOLD
-        label[window][stroke] = int(pool_y[k]) + 1
-        instances[window][stroke] = len(scene.digits) + 1
-        scene.digits.append(int(pool_y[k]))
-        scene.boxes.append((top, left, h, w))
+        _paste_glyph(scene, _draw_glyph(rng, pool_x[k], cfg), int(pool_y[k]), rng, cfg)
+    return _add_noise(scene, rng, cfg)
+
+
+def _paste_glyph(scene: Scene, glyph: np.ndarray, digit: int, rng: np.random.Generator, cfg: SceneConfig) -> bool:
+    """Paste ``glyph`` at a random free spot of ``scene``, labelled as ``digit``; False (and no change) when there is no room."""
+    h, w = glyph.shape
+    spot = _find_spot(rng, (h, w), scene.boxes, cfg)
+    if spot is None:
+        return False  # no room for this digit: leave it out
+    top, left = spot
+    window = (slice(top, top + h), slice(left, left + w))
+    scene.image[window] = np.maximum(scene.image[window], glyph)
+    stroke = glyph >= STROKE_THRESHOLD
+    scene.label[window][stroke] = digit + 1
+    scene.instances[window][stroke] = len(scene.digits) + 1
+    scene.digits.append(digit)
+    scene.boxes.append((top, left, h, w))
+    return True
+
+
+def _add_noise(scene: Scene, rng: np.random.Generator, cfg: SceneConfig) -> Scene:
+    """Add the sensor noise of ``cfg`` to the scene's image and clip it to [0, 1], in place; return the scene."""
     if cfg.noise_std > 0:
-        image += rng.normal(0.0, cfg.noise_std, image.shape).astype(np.float32)
-    np.clip(image, 0.0, 1.0, out=image)
+        scene.image += rng.normal(0.0, cfg.noise_std, scene.image.shape).astype(np.float32)
+    np.clip(scene.image, 0.0, 1.0, out=scene.image)
     return scene
 
 

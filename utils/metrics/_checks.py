@@ -6,6 +6,7 @@ import math
 
 import torch
 
+
 def _check_label_map(t: torch.Tensor, name: str) -> None:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -77,6 +78,19 @@ def _check_probs(probs: torch.Tensor, num_classes: int) -> None:
         raise TypeError(f"probs must be floating point probabilities, got dtype {probs.dtype}")
     if probs.shape[1] != num_classes:
         raise ValueError(f"probs must have num_classes={num_classes} entries along dim 1, got {tuple(probs.shape)}")
+
+
+def _check_probs4(probs: object, name: str = "probs", values: bool = True) -> torch.Tensor:
+    """Check that ``probs`` is a floating-point ``(B, K, H, W)`` tensor (with ``values``: of probabilities over dim 1); return it."""
+    if not isinstance(probs, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(probs).__name__}")
+    if probs.ndim != 4:
+        raise ValueError(f"{name} must have shape (B, K, H, W), got {tuple(probs.shape)}")
+    if not probs.is_floating_point():
+        raise TypeError(f"{name} must be floating-point probabilities, got dtype {probs.dtype}")
+    if values:
+        _check_prob_values(probs)
+    return probs
 
 
 def _check_prob_values(p: torch.Tensor) -> None:
