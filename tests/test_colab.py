@@ -41,11 +41,22 @@ COLAB = {
     "tqdm": "4.67.0",
     "pillow": "11.0.0",
     "joblib": "1.4.2",
+    # what stardist's requirements find on Colab
+    "numba": "0.60.0",
+    "llvmlite": "0.43.0",
+    "imageio": "2.37.0",
+    "tifffile": "2025.1.10",
+    "six": "1.17.0",
+    "packaging": "24.2",
 }
 
 #: Declared dependencies that a Colab runtime may lack (or hold in an older release): pip then installs
 #: the newest release the declared range allows, together with whatever that release requires.
-MAY_BE_MISSING = {"mlxtend"}
+MAY_BE_MISSING = {"mlxtend", "stardist", "csbdeep"}  # csbdeep: stardist's pure-Python requirement
+#: stardist 0.9.2's run-time requirements (its wheel's METADATA, without extras and the macOS-x86 pins):
+#: csbdeep>=0.8.2 (itself: numpy, scipy, matplotlib, six, tifffile, tqdm, packaging, no bounds),
+#: numpy<3, scikit-image, numba, imageio: nothing that Colab's versions miss.
+STARDIST_REQUIRES = ["csbdeep>=0.8.2", "numpy<3", "scikit-image", "numba", "imageio"]
 
 #: mlxtend's run-time requirements (Requires-Dist without extras), copied from the METADATA of each
 #: release's wheel (``pip download --no-deps mlxtend==V``), so that the check runs offline. 0.24.0 and
@@ -79,7 +90,7 @@ DISTRIBUTION_OF = {
 OPTIONAL_MODULES = {"myst_nb"}
 #: Modules that a declared dependency brings along: IPython runs every Jupyter kernel (Colab's too),
 #: and ipywidgets requires it.
-BROUGHT_BY = {"IPython": "ipywidgets"}
+BROUGHT_BY = {"IPython": "ipywidgets", "tifffile": "scikit-image"}
 
 
 def _dependencies() -> list[Requirement]:
@@ -119,6 +130,10 @@ def test_every_declared_dependency_is_preinstalled_or_known_to_be_safe():
     """A new dependency must be added to COLAB (with Colab's version) or vetted like mlxtend."""
     unknown = set(_declared()) - set(COLAB) - MAY_BE_MISSING
     assert not unknown, f"check these against Colab and add them to COLAB or MAY_BE_MISSING: {sorted(unknown)}"
+
+
+def test_stardist_requires_nothing_colab_lacks():
+    assert not _unmet([Requirement(r) for r in STARDIST_REQUIRES])
 
 
 def test_ipywidgets_7_is_accepted():
