@@ -10,7 +10,8 @@
 - :mod:`~utils.plots.detection`: confidence histograms, ROC and risk-coverage curves;
 - :mod:`~utils.plots.scores`, :mod:`~utils.plots.conformal`, :mod:`~utils.plots.segments`,
   :mod:`~utils.plots.active`: the figures of the chapters on other scores, guarantees, segments and
-  active learning (each module lists its public names in ``__all__``).
+  active learning, and :mod:`~utils.plots.report`: the heat maps of a diagnosis of any model (each
+  module lists its public names in ``__all__``).
 
 Every function returns the matplotlib ``Figure`` it drew (or a widget), so a chapter can show it,
 save it or test it.
@@ -77,9 +78,11 @@ __all__ = [
 
 # Chapter modules that list their public names in __all__ (one line each, so they never conflict).
 from . import active as _active, conformal as _conformal, scores as _scores, segments as _segments  # noqa: E402
+from . import report as _report  # noqa: E402
 from .active import *  # noqa: E402,F401,F403
 from .conformal import *  # noqa: E402,F401,F403
 from .scores import *  # noqa: E402,F401,F403
 from .segments import *  # noqa: E402,F401,F403
+from .report import *  # noqa: E402,F401,F403
 
-__all__ += [*_active.__all__, *_conformal.__all__, *_scores.__all__, *_segments.__all__]
+__all__ += [*_active.__all__, *_conformal.__all__, *_scores.__all__, *_segments.__all__, *_report.__all__]
