@@ -55,8 +55,8 @@ def load(arch: str = "lraspp_mobilenet_v3_large", weights: str | None = "DEFAULT
         return builder(weights=None, weights_backbone=None).eval(), f"{arch} with random weights (no download)"
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
-    try:  # torchvision's "Downloading: ..." line and progress bar go to a buffer: one line of ours instead
-        with contextlib.redirect_stderr(io.StringIO()):
+    try:  # torch.hub's "Downloading: ..." line and progress bar go to a buffer: one line of ours instead
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             model = builder(weights="DEFAULT")
     except Exception as err:  # no network, a proxy, a firewall: all mean "not here"
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
