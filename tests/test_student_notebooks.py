@@ -165,3 +165,23 @@ def test_shortest_student_notebook_runs_up_to_its_first_skeleton():
     assert list(errors) == [first], f"{chapter.name}: cells {sorted(set(errors) - {first})} failed before the first exercise"
     assert errors[first]["ename"] == "NotImplementedError"
     assert "is not done yet: write your solution in this cell" in errors[first]["evalue"]
+
+
+def test_the_book_publishes_and_links_the_student_versions():
+    """tools/student_links.py is registered, and builds the links from repository: url: (Colab only on GitHub)."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["sphinx"]["local_extensions"] == {"student_links": "tools/"}
+    assert "student_links" in config["sphinx"]["config"]["extensions"]
+    assert "student" in config["exclude_patterns"]
+    spec = importlib.util.spec_from_file_location("student_links", ROOT / "tools" / "student_links.py")
+    links = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(links)
+    url, branch = config["repository"]["url"], config["repository"].get("branch", "main")
+    owner_repo = url.rstrip("/").removeprefix("https://github.com/")
+    assert links.colab_url(url, branch, "08_conformal.ipynb") == \
+        f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/student/08_conformal.ipynb"
+    assert links.colab_url("https://gitlab.com/a/b", "main", "x.ipynb") is None
+    page = links.links_html("book/08_conformal", "08_conformal.ipynb", None)
+    assert 'href="../student/08_conformal.ipynb"' in page and "Colab" not in page
