@@ -300,3 +300,51 @@ def test_torchvision_segmentation_model_works_with_helpers():
     assert pred.shape == (3, 11, 64, 64)
     assert torch.allclose(pred[:1], predict_logits(model, batch[:1]), atol=1e-5)
     assert not model.training
+
+
+# --- the practitioner's architecture: utils.models.lraspp ---------------------------------------
+
+
+def test_lraspp_factory_builds_a_one_channel_torchvision_model():
+    from torchvision.models.segmentation.lraspp import LRASPP
+
+    from utils.models import ARCHITECTURES, lraspp
+
+    torch.manual_seed(0)
+    model = lraspp()
+    assert isinstance(model, LRASPP) and "lraspp" in ARCHITECTURES
+    assert model.config == {"arch": "lraspp", "num_classes": 11, "in_channels": 1}
+    first = model.backbone["0"][0]
+    assert first.in_channels == 1 and first.out_channels == 16 and first.stride == (2, 2)
+    model.eval()
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        out = model(x)
+    assert isinstance(out, dict) and out["out"].shape == (2, 11, 64, 64)
+    # BatchNorm in eval mode: the logits of an image do not depend on the rest of the batch
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "training mode" warning on an eval model
+        batched = predict_logits(model, x, batch_size=2)
+        alone = predict_logits(model, x[1:])
+    assert torch.allclose(batched[1:], alone, atol=1e-5)
+    assert not any(m.training for m in model.modules())
+    other = lraspp(num_classes=2, in_channels=3).eval()
+    assert forward_logits(other, torch.rand(1, 3, 32, 32)).shape == (1, 2, 32, 32)
+
+
+def test_lraspp_in_training_mode_warns_and_has_no_dropout():
+    from utils.models import lraspp
+
+    model = lraspp(num_classes=2)
+    with pytest.warns(UserWarning, match="BatchNorm"):
+        predict_logits(model, torch.rand(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="no dropout"):
+        mc_dropout_mode(model)
+
+
+@pytest.mark.parametrize("kwargs, name", [({"num_classes": 0}, "num_classes"), ({"in_channels": 1.0}, "in_channels")])
+def test_lraspp_rejects_bad_arguments(kwargs, name):
+    from utils.models import lraspp
+
+    with pytest.raises(ValueError, match=name):
+        lraspp(**kwargs)

@@ -276,3 +276,102 @@ def test_cli_default_snapshots_beyond_epochs_say_how_to_pass_none(tmp_path, caps
     err = capsys.readouterr().err
     assert "snapshots" in err and "--snapshots ''" in err, err
     assert not out.exists()
+
+
+# --- other architectures and data: --arch lraspp, --data nuclei ---------------------------------
+
+
+@pytest.mark.parametrize("kwargs, field", [({"arch": "resnet"}, "arch"), ({"data": "cells"}, "data")])
+def test_train_config_rejects_unknown_arch_and_data(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**kwargs)
+
+
+def test_build_model_follows_arch_and_data():
+    from torchvision.models.segmentation.lraspp import LRASPP
+
+    from utils.train import build_model
+
+    assert build_model(TrainConfig(width=4)).config["num_classes"] == 11
+    nuc = build_model(TrainConfig(width=4, data="nuclei", dropout=0.2))
+    assert isinstance(nuc, UNet) and nuc.config == dict(in_channels=1, num_classes=2, width=4, depth=3, dropout=0.2)
+    lr = build_model(TrainConfig(arch="lraspp", data="nuclei"))
+    assert isinstance(lr, LRASPP) and lr.config["num_classes"] == 2
+    with pytest.raises(TypeError):
+        build_model({"arch": "unet"})
+
+
+def test_cli_trains_lraspp(tmp_path):
+    from torchvision.models.segmentation.lraspp import LRASPP
+
+    out = tmp_path / "w"
+    argv = ["--out", str(out), "--arch", "lraspp", "--epochs", "1", "--train-size", "8", "--batch-size", "4",
+            "--max-steps", "1", "--val-size", "2", "--test-size", "2", "--snapshots", "", "--quiet", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    entry = weights.manifest(out)["lraspp_seed0"]
+    assert entry["config"]["arch"] == "lraspp" and "--arch lraspp" in entry["command"]
+    assert entry["history"][-1]["step"] == 1 and "val_digit_accuracy" in entry["history"][-1]
+    assert 0.0 <= entry["test_miou"] <= 1.0 and entry["test_size"] == 2
+    model = weights.load("lraspp_seed0", directory=out)
+    assert isinstance(model, LRASPP) and not model.training
+    assert torch.load(out / "lraspp_seed0.pt", weights_only=True)["model_config"]["arch"] == "lraspp"
+
+
+def test_cli_trains_on_nuclei(tmp_path):
+    from utils.nuclei import NucleiTiles
+
+    out = tmp_path / "w"
+    argv = ["--out", str(out), "--data", "nuclei", "--width", "4", "--epochs", "2", "--train-size", "8",
+            "--batch-size", "4", "--val-size", "3", "--snapshots", "1", "--quiet", "--device", "cpu", "--seed", "2"]  # fmt: skip
+    assert main(argv) == 0
+    entries = weights.manifest(out)
+    assert set(entries) == {"nuclei_unet_seed2", "nuclei_unet_seed2_epoch01"}
+    entry = entries["nuclei_unet_seed2"]
+    assert entry["config"]["data"] == "nuclei" and entry["history"][-1]["step"] == 4
+    assert {"val_miou", "val_foreground_iou", "val_foreground_ece", "val_nll"} <= set(entry["history"][-1])
+    assert "val_digit_accuracy" not in entry["history"][-1]
+    test = NucleiTiles("test")
+    assert entry["test_size"] == len(test)  # the default test size is capped at the test region's tiles
+    model = weights.load("nuclei_unet_seed2", directory=out)
+    assert isinstance(model, UNet) and model.config["num_classes"] == 2 and model.config["width"] == 4
+    scores = evaluate(model, test)  # the manifest's scores are those of the saved file
+    for key in ("miou", "pixel_accuracy", "nll", "foreground_iou"):
+        assert entry[f"test_{key}"] == round(float(scores[key]), 5), key
+
+
+def test_nuclei_training_uses_fresh_seeded_crops_and_learns():
+    cfg = TrainConfig(data="nuclei", width=4, epochs=4, train_size=32, batch_size=8, val_size=4, snapshots=(), lr=1e-2)
+    run = train(cfg, device="cpu", progress=False)
+    again = train(cfg, device="cpu", progress=False)
+    assert [h["train_loss"] for h in run.history] == [h["train_loss"] for h in again.history]  # deterministic
+    assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
+    assert set(run.history[0]) == {"epoch", "step", "train_loss", "val_miou", "val_pixel_accuracy", "val_nll",
+                                   "val_foreground_iou", "val_ece", "val_foreground_ece"}  # fmt: skip
+
+
+def test_evaluate_on_nuclei_tiles():
+    from utils.nuclei import NucleiTiles
+
+    torch.manual_seed(0)
+    model = UNet(num_classes=2, width=4).eval()
+    tiles = NucleiTiles("val", 4)
+    scores = evaluate(model, tiles)
+    with torch.no_grad():
+        logits = model(tiles.images)
+    pred = logits.argmax(1)
+    inter = int(((pred == 1) & (tiles.labels == 1)).sum())
+    union = int(((pred == 1) | (tiles.labels == 1)).sum())
+    assert scores["foreground_iou"] == pytest.approx(inter / union, abs=1e-6)
+    assert scores["pixel_accuracy"] == pytest.approx(float((pred == tiles.labels).float().mean()), abs=1e-6)
+    assert scores["nll"] == pytest.approx(float(F.cross_entropy(logits, tiles.labels)), rel=1e-4)
+    assert len(scores["iou_per_class"]) == 2 and "digit_accuracy" not in scores
+    with pytest.raises(ValueError, match="classes"):
+        evaluate(UNet(width=4).eval(), tiles)  # an 11-class model on 2-class data
+
+
+def test_cli_rejects_unknown_arch_and_data(tmp_path):
+    for flag in (["--arch", "vit"], ["--data", "cells"]):
+        with pytest.raises(SystemExit) as info:
+            main(["--out", str(tmp_path / "w"), *flag])
+        assert info.value.code == 2
+    assert not (tmp_path / "w").exists()

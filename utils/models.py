@@ -1,4 +1,4 @@
-"""The course's segmentation model (a small U-Net) and helpers that work on *any* segmentation model.
+"""The course's segmentation models (a small U-Net; torchvision's LR-ASPP) and helpers that work on *any* segmentation model.
 
 Every helper that takes a model accepts one whose forward returns ``(B, K, H, W)`` logits or a
 torchvision-style dict holding them under ``"out"`` (for example ``torchvision.models.segmentation``).
@@ -15,7 +15,7 @@ from torch import nn
 
 from .config import NUM_CLASSES
 
-__all__ = ["UNet", "count_parameters", "forward_logits", "mc_dropout_mode", "predict_logits"]
+__all__ = ["ARCHITECTURES", "UNet", "count_parameters", "forward_logits", "lraspp", "mc_dropout_mode", "predict_logits"]
 
 _DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
@@ -87,6 +87,37 @@ class UNet(nn.Module):
             if i < len(self.dec) - 1:
                 x = self.drop(x)
         return self.head(x)
+
+
+def lraspp(num_classes: int = NUM_CLASSES, in_channels: int = 1) -> nn.Module:
+    """Return torchvision's LR-ASPP MobileNetV3-Large, untrained, for ``in_channels``-channel images.
+
+    This is the segmentation architecture a practitioner picks off the shelf (Howard et al. 2019):
+    ``torchvision.models.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
+    num_classes=num_classes)`` with the backbone's first convolution (3 input channels) replaced by an
+    identical one with ``in_channels`` inputs. Nothing is downloaded. Its forward returns a dict
+    ``{"out": (B, K, H, W) logits}``, which every helper of ``utils`` unwraps; its logits are computed at
+    1/8 of the input resolution (the low-level branch; the high-level one at 1/16) and upsampled
+    bilinearly. It has BatchNorm but no dropout layer, so MC dropout does not apply. The returned module
+    carries ``config = {"arch": "lraspp", "num_classes": ..., "in_channels": ...}`` so that
+    :mod:`utils.weights` can rebuild it.
+    """
+    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+    for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    model = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
+    first = model.backbone["0"][0]
+    model.backbone["0"][0] = nn.Conv2d(
+        in_channels, first.out_channels, first.kernel_size, first.stride, first.padding, bias=first.bias is not None
+    )
+    model.config = {"arch": "lraspp", "num_classes": num_classes, "in_channels": in_channels}
+    return model
+
+
+#: The architectures that :mod:`utils.train` trains and :mod:`utils.weights` saves and loads, by name.
+ARCHITECTURES: tuple[str, ...] = ("unet", "lraspp")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,11 +1,14 @@
-"""Training and evaluation of the DigitScenes U-Net, and the command line that produced the shipped weights.
+"""Training and evaluation of the course's segmentation models, and the command line that produced the shipped weights.
 
 Usage (from the repository root)::
 
     python -m utils.train --seed 0 --out utils/weights
 
-trains the default recipe, saves the final weights and the snapshots along the way into ``--out``,
-scores each on the test split and records it in ``--out/manifest.json``. ``--help`` lists the flags.
+trains the default recipe (a U-Net on DigitScenes), saves the final weights and the snapshots along
+the way into ``--out``, scores each on the test split and records it in ``--out/manifest.json``.
+``--arch lraspp`` trains torchvision's LR-ASPP MobileNetV3 instead (:func:`utils.models.lraspp`);
+``--data nuclei`` trains on the nuclei image of :mod:`utils.nuclei` (random training crops, the val
+and test regions' tiles; 2 classes). ``--help`` lists the flags.
 """
 
 from __future__ import annotations
@@ -26,10 +29,14 @@ from tqdm.auto import tqdm
 from .config import IGNORE_INDEX, NUM_CLASSES, SPLIT_SIZES, cpu_name, get_device, seed_everything
 from .data import DigitScenes
 from .metrics import CalibrationMeter, confusion_matrix, digit_accuracy, iou_per_class, mean_iou, pixel_accuracy
-from .models import UNet, forward_logits, predict_logits
+from .models import ARCHITECTURES, UNet, forward_logits, lraspp, predict_logits
+from .nuclei import NucleiTiles
 from . import weights as weights_mod
 
-__all__ = ["TrainConfig", "TrainResult", "evaluate", "main", "train"]
+__all__ = ["DATASETS", "TrainConfig", "TrainResult", "build_model", "evaluate", "main", "train"]
+
+#: Training data the loop knows, with their number of classes.
+DATASETS: dict[str, int] = {"digitscenes": NUM_CLASSES, "nuclei": 2}
 
 
 @dataclass
@@ -49,8 +56,14 @@ class TrainConfig:
     recompose: bool = True  # draw fresh scene compositions of the same digit pool every epoch
     snapshots: tuple[int, ...] = (2, 4, 6, 9)  # epochs after which a copy of the weights is kept
     max_steps: int | None = None  # stop early after this many optimiser steps (for demonstrations)
+    arch: str = "unet"  # "unet" or "lraspp" (width, depth and dropout apply to the U-Net only)
+    data: str = "digitscenes"  # "digitscenes" or "nuclei" (train_size: scenes or random crops per epoch)
 
     def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch must be one of {list(ARCHITECTURES)}, got {self.arch!r}")
+        if self.data not in DATASETS:
+            raise ValueError(f"data must be one of {list(DATASETS)}, got {self.data!r}")
         for name in ("epochs", "batch_size", "width", "depth", "train_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -78,7 +91,7 @@ class TrainConfig:
 class TrainResult:
     """What :func:`train` returns: the trained model, per-epoch history, snapshots and wall time."""
 
-    model: UNet
+    model: nn.Module
     history: list[dict[str, float]] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)  # training loss of every optimiser step
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
@@ -86,39 +99,75 @@ class TrainResult:
     steps: int = 0
 
 
+def build_model(config: TrainConfig) -> nn.Module:
+    """Return the untrained model ``config`` describes (its architecture, for its data's number of classes)."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    k = DATASETS[config.data]
+    if config.arch == "lraspp":
+        return lraspp(num_classes=k)
+    return UNet(num_classes=k, width=config.width, depth=config.depth, dropout=config.dropout)
+
+
+def _dataset(config: TrainConfig, split: str, size: int, start: int = 0) -> DigitScenes | NucleiTiles:
+    """``size`` scenes of DigitScenes, or for nuclei: random crops (train) or the first ``size`` grid tiles."""
+    if config.data == "digitscenes":
+        seed = config.seed if split == "train" else 0
+        return DigitScenes(split, size, seed=seed, start=start)
+    if split == "train":
+        return NucleiTiles("train", size, augment=True, seed=config.seed, start=start)
+    return NucleiTiles(split, min(size, len(NucleiTiles(split))))
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    dataset: DigitScenes,
+    dataset: DigitScenes | NucleiTiles,
     batch_size: int = 128,
     device: torch.device | str | None = None,
 ) -> dict[str, object]:
-    """Score ``model`` (in eval mode) on ``dataset``: mIoU, pixel and digit accuracy, NLL, ECE (all and digit pixels), per-class IoU."""
-    if not isinstance(dataset, DigitScenes):
-        raise TypeError(f"dataset must be a utils.data.DigitScenes, got {type(dataset).__name__}")
+    """Score ``model`` (in eval mode) on ``dataset``: mIoU, pixel (and digit) accuracy, NLL, ECE (all and foreground pixels), per-class IoU.
+
+    On DigitScenes the foreground ECE is ``digit_ece`` and ``digit_accuracy`` is reported; on
+    :class:`utils.nuclei.NucleiTiles` they are ``foreground_ece`` and ``foreground_iou`` (the IoU of
+    class 1, nucleus).
+    """
+    if not isinstance(dataset, (DigitScenes, NucleiTiles)):
+        raise TypeError(f"dataset must be a utils.data.DigitScenes or utils.nuclei.NucleiTiles, got {type(dataset).__name__}")
     if len(dataset) == 0:
         raise ValueError("dataset is empty")
+    digits = isinstance(dataset, DigitScenes)
+    k = NUM_CLASSES if digits else DATASETS["nuclei"]
     was_training = model.training
     model.eval()
     try:
         logits = predict_logits(model, dataset.images, batch_size=batch_size, device=device)
     finally:
         model.train(was_training)
+    if logits.shape[1] != k:
+        raise ValueError(f"model returns {logits.shape[1]} classes, but {type(dataset).__name__} has {k}")
     pred = logits.argmax(1)
-    conf = confusion_matrix(pred, dataset.labels, NUM_CLASSES)
+    conf = confusion_matrix(pred, dataset.labels, k)
     probs = logits.softmax(1)
-    ece = CalibrationMeter(NUM_CLASSES, classwise=False).update(probs, dataset.labels).ece()
-    digit_ece = CalibrationMeter(NUM_CLASSES, classwise=False).update(probs, dataset.labels, mask=dataset.labels > 0).ece()
-    return {
+    ece = CalibrationMeter(k, classwise=False).update(probs, dataset.labels).ece()
+    fg_ece = CalibrationMeter(k, classwise=False).update(probs, dataset.labels, mask=dataset.labels > 0).ece()
+    scores: dict[str, object] = {
         "miou": mean_iou(conf),
         "pixel_accuracy": pixel_accuracy(conf),
         "nll": float(F.cross_entropy(logits, dataset.labels, ignore_index=IGNORE_INDEX)),
-        "digit_accuracy": digit_accuracy(pred, dataset.instances, dataset.digits),
-        "ece": ece,
-        "digit_ece": digit_ece,
-        "iou_per_class": iou_per_class(conf).tolist(),
-        "confusion": conf,
     }
+    if digits:
+        scores |= {"digit_accuracy": digit_accuracy(pred, dataset.instances, dataset.digits), "ece": ece, "digit_ece": fg_ece}
+    else:
+        scores |= {"foreground_iou": float(iou_per_class(conf)[1]), "ece": ece, "foreground_ece": fg_ece}
+    return scores | {"iou_per_class": iou_per_class(conf).tolist(), "confusion": conf}
+
+
+def _score_keys(config: TrainConfig) -> tuple[str, ...]:
+    """The scalar scores of :func:`evaluate` that the history and the manifest record."""
+    if config.data == "digitscenes":
+        return ("miou", "pixel_accuracy", "nll", "digit_accuracy", "ece", "digit_ece")
+    return ("miou", "pixel_accuracy", "nll", "foreground_iou", "ece", "foreground_ece")
 
 
 def train(
@@ -126,13 +175,13 @@ def train(
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train a U-Net on DigitScenes with ``config``; seeded, AMP on CUDA, validation after every epoch."""
+    """Train ``config.arch`` on ``config.data`` with ``config``; seeded, AMP on CUDA, validation after every epoch."""
     cfg = config or TrainConfig()
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(cfg).__name__}")
     device = get_device(device)
     seed_everything(cfg.seed)
-    model = UNet(width=cfg.width, depth=cfg.depth, dropout=cfg.dropout).to(device, memory_format=torch.channels_last)
+    model = build_model(cfg).to(device, memory_format=torch.channels_last)
     steps_per_epoch = -(-cfg.train_size // cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
@@ -141,13 +190,13 @@ def train(
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.15)
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    val = DigitScenes("val", cfg.val_size) if cfg.val_size else None
+    val = _dataset(cfg, "val", cfg.val_size) if cfg.val_size else None
     result = TrainResult(model=model)
     start = time.perf_counter()
     bar = tqdm(total=total_steps, desc="training", disable=not progress, mininterval=1.0)
     for epoch in range(1, cfg.epochs + 1):
         first = (epoch - 1) * cfg.train_size if cfg.recompose else 0
-        data = DigitScenes("train", cfg.train_size, seed=cfg.seed, start=first)
+        data = _dataset(cfg, "train", cfg.train_size, start=first)
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
         model.train()
         loss_sum, n_batches = 0.0, 0
@@ -170,7 +219,7 @@ def train(
         record = {"epoch": epoch, "step": result.steps, "train_loss": loss_sum / max(n_batches, 1)}
         if val is not None:
             scores = evaluate(model, val, device=device)
-            record |= {f"val_{k}": scores[k] for k in ("miou", "pixel_accuracy", "nll", "digit_accuracy", "ece", "digit_ece")}
+            record |= {f"val_{k}": scores[k] for k in _score_keys(cfg)}
         result.history.append(record)
         if epoch in cfg.snapshots:
             result.snapshots[epoch] = copy.deepcopy(model.state_dict())
@@ -193,7 +242,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m utils.train", description=__doc__.split("\n")[0])
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", type=Path, required=True, help="folder for the weights and manifest.json")
-    p.add_argument("--name", default=None, help="weights name (default: unet_seed{SEED})")
+    p.add_argument("--name", default=None, help="weights name (default: [nuclei_]{ARCH}_seed{SEED})")
+    p.add_argument("--arch", choices=ARCHITECTURES, default=d.arch, help="model (--width/--depth/--dropout: unet only)")
+    p.add_argument("--data", choices=tuple(DATASETS), default=d.data,
+                   help="training data; nuclei: --train-size random crops per epoch, val/test sizes capped at their region's tiles")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -222,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             weight_decay=args.weight_decay, width=args.width, depth=args.depth, dropout=args.dropout,
             train_size=args.train_size, val_size=args.val_size, recompose=not args.no_recompose,
             snapshots=tuple(int(e) for e in args.snapshots.split(",") if e.strip()), max_steps=args.max_steps,
+            arch=args.arch, data=args.data,
         )  # fmt: skip
     except ValueError as err:
         hint = " (pass --snapshots '' to keep no snapshots, or list epochs below --epochs)" if "snapshots" in str(err) else ""
@@ -230,15 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.test_size < 0:
         print(f"error: test_size must be >= 0, got {args.test_size}", file=sys.stderr)
         return 2
-    name = args.name or f"unet_seed{cfg.seed}"
+    name = args.name or f"{'nuclei_' if cfg.data == 'nuclei' else ''}{cfg.arch}_seed{cfg.seed}"
     device = get_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     result = train(cfg, device=device, progress=not args.quiet)
-    test = DigitScenes("test", args.test_size) if args.test_size else None
+    test = _dataset(cfg, "test", args.test_size) if args.test_size else None
     states = {**result.snapshots, cfg.epochs: result.model.state_dict()}
     for epoch, state in states.items():
         file_name = f"{name}.pt" if epoch == cfg.epochs else f"{name}_epoch{epoch:02d}.pt"
-        model = UNet(width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
+        model = build_model(cfg)
         model.load_state_dict(state)
         sha = weights_mod.save(model, args.out / file_name)
         entry: dict[str, object] = {
@@ -249,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         weights_mod.update_manifest(args.out, file_name[:-3], entry)
         if test is not None:  # score the file as shipped (half precision), not the in-memory model
             scores = evaluate(weights_mod.load(file_name[:-3], directory=args.out), test)
-            entry |= {f"test_{k}": round(float(scores[k]), 5) for k in ("miou", "pixel_accuracy", "digit_accuracy", "nll")}
-            entry["test_size"] = args.test_size
+            entry |= {f"test_{k}": round(float(scores[k]), 5) for k in _score_keys(cfg)[:4]}
+            entry["test_size"] = len(test)
             weights_mod.update_manifest(args.out, file_name[:-3], entry)
         print(f"saved {args.out / file_name}: " + ", ".join(f"{k}={v}" for k, v in entry.items() if k.startswith("test_")))
     return 0

@@ -1,7 +1,8 @@
 """The trained weights that ship with the course, and their checksummed manifest.
 
 Weights live in ``utils/weights/`` as ``NAME.pt`` (half-precision state dict plus the model's
-configuration) and are listed in ``utils/weights/manifest.json`` with their sha256, the exact command
+configuration, whose ``"arch"`` names the architecture: ``"unet"`` for :class:`utils.models.UNet`,
+``"lraspp"`` for :func:`utils.models.lraspp`; files written before the key existed are U-Nets) and are listed in ``utils/weights/manifest.json`` with their sha256, the exact command
 that trained them, and their test scores. :func:`load` refuses any file whose checksum does not
 match the manifest.
 """
@@ -14,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from .models import UNet
+from .models import ARCHITECTURES, UNet, lraspp
 
 __all__ = ["WEIGHTS_DIR", "WeightsError", "available", "load", "manifest", "save", "sha256_of", "update_manifest", "verify"]
 
@@ -61,12 +63,41 @@ def update_manifest(directory: str | Path, name: str, entry: dict[str, Any]) -> 
         fh.write("\n")
 
 
-def save(model: UNet, path: str | Path) -> str:
-    """Save ``model`` (half-precision tensors plus its config) to ``path`` and return the file's sha256."""
-    if not isinstance(model, UNet):
-        raise TypeError(f"model must be a utils.models.UNet, got {type(model).__name__}")
+def _arch_of(model: nn.Module) -> str:
+    """Name of ``model``'s architecture in :data:`utils.models.ARCHITECTURES` (TypeError for any other model)."""
+    if isinstance(model, UNet):
+        return "unet"
+    from torchvision.models.segmentation.lraspp import LRASPP
+
+    if isinstance(model, LRASPP) and isinstance(getattr(model, "config", None), dict):
+        if model.config.get("arch") == "lraspp":
+            return "lraspp"
+    raise TypeError(
+        f"model must be a utils.models.UNet or a model built by utils.models.lraspp, got {type(model).__name__}"
+    )
+
+
+def _build(config: dict[str, Any], file_name: str) -> nn.Module:
+    """Rebuild the (untrained) model a saved ``model_config`` describes."""
+    config = dict(config)
+    arch = config.pop("arch", "unet")  # files saved before architectures were recorded hold U-Nets
+    if arch not in ARCHITECTURES:
+        raise WeightsError(
+            f"weights file {file_name} holds an unknown architecture {arch!r}; this version of utils knows "
+            f"{list(ARCHITECTURES)} (update the course repository?)"
+        )
+    try:
+        return UNet(**config) if arch == "unet" else lraspp(**config)
+    except (TypeError, ValueError) as err:
+        raise WeightsError(f"weights file {file_name} has a model configuration {arch} cannot take: {err}") from err
+
+
+def save(model: nn.Module, path: str | Path) -> str:
+    """Save ``model`` (a UNet or an :func:`~utils.models.lraspp`; half-precision tensors plus its config) to ``path``; return the sha256."""
+    arch = _arch_of(model)
+    config = {"arch": arch, **{k: v for k, v in model.config.items() if k != "arch"}}
     state = {k: (v.half() if v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()}
-    torch.save({"model_config": model.config, "state_dict": state}, path)
+    torch.save({"model_config": config, "state_dict": state}, path)
     return sha256_of(path)
 
 
@@ -94,11 +125,11 @@ def verify(name: str, directory: str | Path = WEIGHTS_DIR) -> Path:
 
 def load(
     name: str = "unet_seed0", device: torch.device | str | None = None, directory: str | Path = WEIGHTS_DIR
-) -> UNet:
-    """Return the shipped model ``name`` in eval mode, after verifying its checksum."""
+) -> nn.Module:
+    """Return the shipped model ``name`` (a UNet, or an LR-ASPP that returns ``{"out": logits}``) in eval mode, after verifying its checksum."""
     path = verify(name, directory)
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    model = UNet(**blob["model_config"])
+    model = _build(blob["model_config"], path.name)
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
     except RuntimeError as err:
