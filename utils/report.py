@@ -536,10 +536,11 @@ def _predict(models: list[nn.Module], x: torch.Tensor, T: float | None, mc: int 
     n = x.shape[0]
     out: dict[str, uncertainty.Predictive] = {}
     first.eval()
-    _check_logits_not_probs(forward_logits(first, x[:1].to(dev)).float())
-    out["max-softmax"] = uncertainty.single(first, x, batch_size=n, device=dev)
+    z = forward_logits(first, x.to(dev)).float()  # one forward pass serves the plain and the scaled softmax
+    _check_logits_not_probs(z)
+    out["max-softmax"] = _one_pass(z)
     if T is not None:
-        out["temperature-scaled"] = uncertainty.single(calibration.TemperatureScaled(first, T), x, batch_size=n, device=dev)
+        out["temperature-scaled"] = _one_pass(z / T)  # what calibration.TemperatureScaled returns
     if mc:
         mc_dropout_mode(first)
         out["MC dropout"] = uncertainty._stream([lambda b: forward_logits(first, b.to(dev))] * mc, x, n, keep_members=False)
@@ -552,6 +553,12 @@ def _predict(models: list[nn.Module], x: torch.Tensor, T: float | None, mc: int 
         ens.members = None
         out["ensemble"] = ens
     return out
+
+
+def _one_pass(z: torch.Tensor) -> uncertainty.Predictive:
+    """The one-member predictive distribution of logits ``z``, computed as ``uncertainty.single`` computes it."""
+    p = torch.softmax(z.float(), dim=1)
+    return uncertainty.Predictive(p.cpu(), uncertainty.entropy(p, dim=1).cpu(), 1)
 
 
 def _ood_sums(add, set_name: str, method: str, p: uncertainty.Predictive, y: torch.Tensor | None, start: int,
