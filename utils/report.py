@@ -191,10 +191,16 @@ class _Units:
     def add(self, sums: dict[str, torch.Tensor], start: int) -> None:
         n = next(iter(sums.values())).shape[0]
         unit = torch.arange(start, start + n) % self.max_units
+        rows = min(start + n, self.max_units)  # storage grows with the images seen, up to max_units rows
         for k, v in sums.items():
-            if k not in self.sums:
-                self.sums[k] = torch.zeros((self.max_units, *v.shape[1:]), dtype=torch.float64)
-            self.sums[k].index_add_(0, unit, v.double())
+            have = self.sums.get(k)
+            if have is None or have.shape[0] < rows:
+                grown = torch.zeros((min(self.max_units, max(rows, 2 * (0 if have is None else have.shape[0]))), *v.shape[1:]),
+                                    dtype=torch.float64)  # fmt: skip
+                if have is not None:
+                    grown[: have.shape[0]] = have
+                self.sums[k] = have = grown
+            have.index_add_(0, unit, v.double())
         self.seen = max(self.seen, start + n)
 
     def result(self) -> dict[str, torch.Tensor]:
