@@ -313,9 +313,15 @@ def test_lraspp_factory_builds_a_one_channel_torchvision_model():
     torch.manual_seed(0)
     model = lraspp()
     assert isinstance(model, LRASPP) and "lraspp" in ARCHITECTURES
-    assert model.config == {"arch": "lraspp", "num_classes": 11, "in_channels": 1}
+    assert model.config == {"arch": "lraspp", "num_classes": 11, "in_channels": 1, "first_stride": 1}
     first = model.backbone["0"][0]
-    assert first.in_channels == 1 and first.out_channels == 16 and first.stride == (2, 2)
+    assert first.in_channels == 1 and first.out_channels == 16 and first.stride == (1, 1)
+    assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    # torchvision's own first-layer stride on request; the parameters (and so a state dict) are the same
+    assert lraspp(first_stride=2).backbone["0"][0].stride == (2, 2)
+    assert {k: v.shape for k, v in lraspp(first_stride=2).state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }
     model.eval()
     x = torch.rand(2, 1, 64, 64)
     with torch.no_grad():
@@ -342,7 +348,10 @@ def test_lraspp_in_training_mode_warns_and_has_no_dropout():
         mc_dropout_mode(model)
 
 
-@pytest.mark.parametrize("kwargs, name", [({"num_classes": 0}, "num_classes"), ({"in_channels": 1.0}, "in_channels")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"num_classes": 0}, "num_classes"), ({"in_channels": 1.0}, "in_channels"), ({"first_stride": 3}, "first_stride")],
+)
 def test_lraspp_rejects_bad_arguments(kwargs, name):
     from utils.models import lraspp
 
