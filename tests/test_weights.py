@@ -85,7 +85,7 @@ def test_lraspp_round_trip(tmp_path, small_lraspp):
 
     _ship(small_lraspp, tmp_path, "lr")
     blob = torch.load(tmp_path / "lr.pt", weights_only=True)
-    assert blob["model_config"] == {"arch": "lraspp", "num_classes": 2, "in_channels": 1}
+    assert blob["model_config"] == {"arch": "lraspp", "num_classes": 2, "in_channels": 1, "first_stride": 1}
     assert all(v.dtype == torch.float16 for v in blob["state_dict"].values() if v.is_floating_point())
     loaded = load("lr", directory=tmp_path)
     assert isinstance(loaded, LRASPP) and loaded.config == small_lraspp.config
@@ -127,6 +127,12 @@ def test_configuration_the_architecture_cannot_take_is_a_weights_error(tmp_path,
     _ship_blob(tmp_path, "odd", {"model_config": config, "state_dict": small_lraspp.state_dict()})
     with pytest.raises(WeightsError, match="odd.pt"):
         load("odd", directory=tmp_path)
+
+
+def test_lraspp_first_stride_is_restored(tmp_path):
+    # the stride changes no parameter shape, so only the recorded config can restore it
+    _ship(lraspp(num_classes=2, first_stride=2), tmp_path, "s2")
+    assert load("s2", directory=tmp_path).backbone["0"][0].stride == (2, 2)
 
 
 def test_blob_of_one_architecture_under_the_other_name_is_refused(tmp_path, small_lraspp):
@@ -302,3 +308,49 @@ def test_shipped_unet_files_predate_the_arch_key(shipped_manifest):
         blob = torch.load(WEIGHTS_DIR / shipped_manifest[name]["file"], weights_only=True)
         assert "arch" not in blob["model_config"], name
 
+
+# --- the shipped LR-ASPP and nuclei U-Nets ------------------------------------------------------
+
+NUCLEI = [f"nuclei_unet_seed{s}" for s in range(3)]
+
+
+def test_shipped_lraspp_loads_and_its_test_score_holds_on_a_subset(shipped_manifest):
+    from torchvision.models.segmentation.lraspp import LRASPP
+
+    from utils.train import evaluate
+
+    entry = shipped_manifest["lraspp_seed0"]
+    assert REQUIRED_KEYS <= set(entry), REQUIRED_KEYS - set(entry)
+    assert "--arch lraspp" in entry["command"] and entry["config"]["arch"] == "lraspp"
+    model = load("lraspp_seed0")
+    assert isinstance(model, LRASPP) and not any(m.training for m in model.modules())
+    # the manifest's score is on 1,000 test scenes (too slow here); the first 100 must land near it
+    scores = evaluate(model, DigitScenes("test", 100))
+    assert abs(scores["miou"] - entry["test_miou"]) < 0.05, (scores["miou"], entry["test_miou"])
+    assert abs(scores["pixel_accuracy"] - entry["test_pixel_accuracy"]) < 0.01
+
+
+@pytest.mark.parametrize("name", NUCLEI)
+def test_shipped_nuclei_unets_reproduce_their_test_scores(shipped_manifest, name):
+    from utils.nuclei import NucleiTiles
+    from utils.train import evaluate
+
+    entry = shipped_manifest[name]
+    seed = int(name[-1])
+    assert {"file", "sha256", "command", "epochs", "wall_time_s", "hardware", "test_miou", "test_foreground_iou"} <= set(entry)
+    assert "--data nuclei" in entry["command"] and f"--seed {seed}" in entry["command"]
+    assert entry["config"]["data"] == "nuclei" and entry["config"]["seed"] == seed and entry["config"]["dropout"] > 0
+    model = load(name)
+    assert isinstance(model, UNet) and model.config["num_classes"] == 2
+    test = NucleiTiles("test")
+    assert entry["test_size"] == len(test)
+    scores = evaluate(model, test)  # the whole test region: the manifest's numbers exactly
+    for key in ("miou", "pixel_accuracy", "foreground_iou", "nll"):
+        assert round(float(scores[key]), 5) == entry[f"test_{key}"], key
+    mc_dropout_mode(model)  # MC dropout applies: the recipe keeps dropout
+
+
+def test_shipped_nuclei_ensemble_shares_one_recipe(shipped_manifest):
+    configs = [{k: v for k, v in shipped_manifest[n]["config"].items() if k != "seed"} for n in NUCLEI]
+    assert configs[0] == configs[1] == configs[2]
+    assert len({shipped_manifest[n]["sha256"] for n in NUCLEI}) == 3
