@@ -471,7 +471,7 @@ def diagnose(
             unit = (t["scene"].to_numpy() % max_units)
             boot = segments.bootstrap_auroc(unit, pos, {"s": t["score_mean"].to_numpy()}, n_boot=n_boot, seed=seed)["s"]
             value = float(roc_auc_score(pos, t["score_mean"].to_numpy()))
-            low, high = np.percentile(boot, [2.5, 97.5])
+            low, high = np.nanpercentile(boot, [2.5, 97.5])  # a draw without any false positive has no AUROC
             suffix = "" if set_name == "data" else f", {set_name}"
             rows.append({"measure": f"false-positive segment AUROC{suffix}", "method": method, "value": value,
                          "low": float(low), "high": float(high), "images": images_count[set_name]})  # fmt: skip
