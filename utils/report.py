@@ -425,8 +425,8 @@ def diagnose(
                         add(f"error AUROC, {fg}", method, spread.detection_sums(s, wrong, mask=region), start)
                         add("error AUROC, boundary pixels", method, spread.detection_sums(s, wrong, mask=edge), start)
                         if method not in meters:
-                            meters[method] = {"reliability": CalibrationMeter(num_classes=k),
-                                              f"reliability, {fg}": CalibrationMeter(num_classes=k),
+                            meters[method] = {"reliability": CalibrationMeter(num_classes=k, classwise=False),
+                                              f"reliability, {fg}": CalibrationMeter(num_classes=k, classwise=False),
                                               "risk": DetectionMeter(bins=4096)}  # fmt: skip
                         meters[method]["reliability"].update(p.probs, y, mask=labelled)
                         meters[method][f"reliability, {fg}"].update(p.probs, y, mask=fgm)
@@ -615,6 +615,10 @@ def _figures(meters: dict, fg: str, examples: dict, k: int) -> dict[str, Any]:
     if examples.get("images"):
         figs["heat maps"] = show_report_heatmaps(torch.stack(examples["images"]), torch.stack(examples["probs"]),
                                                  torch.stack(examples["labels"]))  # fmt: skip
+    import matplotlib.pyplot as plt
+
+    for fig in figs.values():  # returned, not shown: a notebook displays only the figures it asks for
+        plt.close(fig)
     return figs
 
 
