@@ -185,3 +185,22 @@ def test_the_book_publishes_and_links_the_student_versions():
     assert links.colab_url("https://gitlab.com/a/b", "main", "x.ipynb") is None
     page = links.links_html("book/08_conformal", "08_conformal.ipynb", None)
     assert 'href="../student/08_conformal.ipynb"' in page and "Colab" not in page
+
+
+def test_the_build_generates_the_student_versions_from_the_chapters(tmp_path, monkeypatch):
+    """The build's hook writes what the generator makes of the current chapters, not copies of student/."""
+    import sys
+    import types
+
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+    import student_links
+    import student_notebooks
+
+    app = types.SimpleNamespace(builder=types.SimpleNamespace(format="html"), outdir=str(tmp_path), confdir=str(ROOT))
+    student_links.copy_student(app, None)
+    written = sorted(p.name for p in (tmp_path / "student").glob("*.ipynb"))
+    assert written == sorted(p.name for p in student_notebooks.chapters(ROOT))
+    for path, text in student_notebooks.expected(ROOT).items():
+        assert (tmp_path / "student" / path.name).read_text(encoding="utf-8") == text
+    assert student_links._student_file(app, "book/intro") is None
+    assert "student_links" in sys.modules

@@ -1,8 +1,11 @@
 """Sphinx extension: publish student/ beside the HTML and link each chapter page to its student version.
 
 Registered in ``_config.yml`` (``sphinx: local_extensions`` puts tools/ on the path, ``extensions``
-names it). At the end of an HTML build it copies ``student/*.ipynb`` to ``<outdir>/student/``; on every
-page whose source is a chapter with a student version (``book/NN_name``) it adds, under the title, a
+names it). At the end of an HTML build it *generates* the student version of every chapter from the
+chapter itself (:func:`student_notebooks.expected`, the same code as ``python tools/student_notebooks.py``)
+into ``<outdir>/student/``, so the published versions never lag the chapters; the committed
+``student/`` folder (which Colab opens from GitHub) is held to the same text by a test. On every
+page whose source is a chapter (``book/NN_name``) it adds, under the title, a
 download link to ``../student/NN_name.ipynb`` and, when ``repository: url:`` is on GitHub, a link that
 opens ``student/NN_name.ipynb`` of the configured branch in Colab. The links are inserted into the
 rendered HTML, so they add no document nodes and no warnings to the strict build.
@@ -28,8 +31,8 @@ def _student_file(app: Any, pagename: str) -> Path | None:
     found = _CHAPTER.match(pagename)
     if not found:
         return None
-    path = _root(app) / "student" / f"{found.group(1)}.ipynb"
-    return path if path.is_file() else None
+    chapter = _root(app) / "book" / f"{found.group(1)}.ipynb"
+    return _root(app) / "student" / chapter.name if chapter.is_file() else None
 
 
 def colab_url(repository_url: str, branch: str, name: str) -> str | None:
@@ -66,14 +69,15 @@ def add_links(app: Any, pagename: str, templatename: str, context: dict, doctree
 
 
 def copy_student(app: Any, exception: Exception | None) -> None:
-    """Copy student/*.ipynb into the HTML output's student/ folder."""
+    """Generate the student version of every chapter into the HTML output's student/ folder."""
     if exception is not None or app.builder.format != "html":
         return
-    source = _root(app) / "student"
+    import student_notebooks  # tools/ is on the path (local_extensions)
+
     target = Path(app.outdir) / "student"
     target.mkdir(parents=True, exist_ok=True)
-    for path in sorted(source.glob("*.ipynb")):
-        shutil.copyfile(path, target / path.name)
+    for path, text in student_notebooks.expected(_root(app)).items():
+        (target / path.name).write_text(text, encoding="utf-8")
 
 
 def setup(app: Any) -> dict[str, Any]:
