@@ -68,5 +68,5 @@ def show_report_heatmaps(
             _no_ticks(axes[r, c])
             if r == 0:
                 axes[r, c].set_title(heads[c], fontsize=10)
-    fig.colorbar(hm, ax=axes[:, 2], shrink=0.8, label="max-softmax")
+    fig.colorbar(hm, ax=axes[:, -1], shrink=0.8, label="max-softmax")  # at the right edge, clear of the panels
     return fig
