@@ -228,6 +228,44 @@ def test_the_shipped_results_are_valid_and_complete():
             assert results["runs"][strategy][str(seed)][-1]["labelled"] == cfg.initial + cfg.rounds * cfg.acquire
 
 
+def test_replay_table_of_a_run_against_itself_has_no_gaps(tiny_runs, tiny_file):
+    results = active.load_results(tiny_file)
+    table = active.replay_table(tiny_runs, results)
+    assert len(table) == len(TINY.strategies) * 2 * (TINY.rounds + 1)
+    assert (table["gap"] == 0).all() and (table["same_scenes"] == table["acquired"]).all()
+    assert (table["traps"] == table["traps_shipped"]).all()
+
+
+def test_replay_table_measures_gaps_and_overlap(tiny_runs, tiny_file):
+    results = json.loads(tiny_file.read_text())
+    rec = results["runs"]["entropy"]["1"][1]
+    rec["miou"] += 0.01
+    rec["digit_pixel_accuracy"] -= 0.03
+    rec["acquired"] = [rec["acquired"][0]] + [-1] * (len(rec["acquired"]) - 1)  # one scene in common
+    table = active.replay_table(tiny_runs, results).set_index(["strategy", "seed", "round"])
+    row = table.loc[("entropy", 1, 1)]
+    assert row["gap"] == pytest.approx(0.03) and row["same_scenes"] == 1
+    assert (table.drop(index=("entropy", 1, 1))["gap"] == 0).all()
+    with pytest.raises(ValueError, match="seed"):
+        active.replay_table({"entropy": {"7": tiny_runs["entropy"]["1"]}}, results)
+    with pytest.raises(TypeError):
+        active.replay_table(tiny_runs, {"no": "runs"})
+
+
+def test_the_replay_tolerance_exceeds_every_measured_kernel_set_gap():
+    """The chapter's replay tolerance is at least 1.5 times the largest gap measured under other kernel sets."""
+    measured = active.replay_kernels()
+    assert len(measured["sets"]) >= 4 and "native" in measured["sets"]
+    assert measured["results_date"] == active.load_results()["date"], "rerun tools/kernel_sets.py for the new results file"
+    largest = max(max(m["miou_gap"], m["accuracy_gap"]) for m in measured["sets"].values())
+    assert 1.5 * largest <= active.REPLAY_TOLERANCE
+    assert len({m["kernels"] for m in measured["sets"].values()}) == len(measured["sets"])
+
+
+def test_results_record_the_kernel_set(tiny_file):
+    assert active.load_results(tiny_file)["machine"]["kernels"].startswith("ATen ")
+
+
 # ------------------------------------------------------------------ bad arguments
 
 

@@ -113,6 +113,10 @@ def test_ci_runs_the_readme_test_command():
     assert test_command in [line.strip() for line in ci], f".ci/run must run the README's test command {test_command!r}"
     build_command = next(b for b in blocks if "jupyter-book build" in b)
     assert "requirements.txt" in build_command
+    # the build uses the machine's own CPU kernels, the tests other ones: every chapter runs on two kernel sets
+    assert test_command.startswith("ONEDNN_MAX_CPU_ISA=AVX ATEN_CPU_CAPABILITY=default ")
+    build_line = next(line for line in ci if "jupyter-book build" in line)
+    assert "ATEN_CPU_CAPABILITY" not in build_line and not any(l.strip().startswith("export") and "ISA" in l for l in ci)
 
 
 def test_requirements_pin_torch():

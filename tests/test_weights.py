@@ -344,9 +344,13 @@ def test_shipped_nuclei_unets_reproduce_their_test_scores(shipped_manifest, name
     assert isinstance(model, UNet) and model.config["num_classes"] == 2
     test = NucleiTiles("test")
     assert entry["test_size"] == len(test)
-    scores = evaluate(model, test)  # the whole test region: the manifest's numbers exactly
-    for key in ("miou", "pixel_accuracy", "foreground_iou", "nll"):
-        assert round(float(scores[key]), 5) == entry[f"test_{key}"], key
+    scores = evaluate(model, test)  # the whole test region, as in the manifest
+    # Within a few pixels of the manifest, not to its last digit: on 2026-12-04 the scores under four CPU
+    # kernel sets (tools/kernel_sets.py --run) differed from the rounded manifest values by at most 5e-6
+    # (the rounding), with the same label maps; one pixel of the test region is 1/65,536 = 1.5e-5.
+    for key in ("miou", "pixel_accuracy", "foreground_iou"):
+        assert float(scores[key]) == pytest.approx(entry[f"test_{key}"], abs=2e-4), key
+    assert float(scores["nll"]) == pytest.approx(entry["test_nll"], rel=1e-3)
     mc_dropout_mode(model)  # MC dropout applies: the recipe keeps dropout
 
 

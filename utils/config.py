@@ -5,6 +5,7 @@ This is the only module of ``utils`` that holds configuration; every other modul
 
 from __future__ import annotations
 
+import os
 import platform
 import random
 from pathlib import Path
@@ -61,3 +62,10 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def kernel_set() -> str:
+    """Return the CPU kernels PyTorch uses here, e.g. ``"ATen AVX512, oneDNN max ISA: default"`` (they set the last bits of every float)."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "default")
+    return f"ATen {torch.backends.cpu.get_cpu_capability()}, oneDNN max ISA: {isa}"
+
