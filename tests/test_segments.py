@@ -226,6 +226,26 @@ def test_bootstrap_auroc_matches_sklearn_and_resamples_scenes() -> None:
         segments.bootstrap_auroc(scenes, pos, {"a": a[:10]})
 
 
+def test_bootstrap_auroc_over_all_scenes_pairs_tables_of_the_same_scenes() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from utils.spread import scene_draws
+
+    rng = np.random.default_rng(2)
+    scenes = np.repeat(np.arange(30), 5)
+    pos = rng.uniform(size=150) < 0.3
+    a = rng.normal(size=150) + pos
+    every = segments.bootstrap_auroc(scenes, pos, {"a": a}, n_boot=50, n_scenes=30)
+    pd.testing.assert_frame_equal(every, segments.bootstrap_auroc(scenes, pos, {"a": a}, n_boot=50))
+    keep = scenes >= 10  # another model's table: no segment in scenes 0-9
+    part = segments.bootstrap_auroc(scenes[keep], pos[keep], {"a": a[keep]}, n_boot=50, n_scenes=30)
+    draw = scene_draws(30, 50, 0)[7].numpy()  # resample 7 of both tables: the same scenes
+    rows = np.concatenate([np.flatnonzero((scenes == j) & keep) for j in draw])
+    assert part["a"][7] == pytest.approx(roc_auc_score(pos[rows], a[rows]))
+    with pytest.raises(ValueError, match="n_scenes"):
+        segments.bootstrap_auroc(scenes, pos, {"a": a}, n_scenes=20)
+
+
 def _relabel(probs: np.ndarray, labels: np.ndarray, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The same scenes with class ``c`` renamed ``perm[c]`` (ignored pixels stay ignored)."""
     p = np.empty_like(probs)

@@ -450,11 +450,16 @@ def bootstrap_auroc(
     scores: dict[str, np.ndarray | pd.Series],
     n_boot: int = 1000,
     seed: int = 0,
+    n_scenes: int | None = None,
 ) -> pd.DataFrame:
     """Return the AUROC of each score (columns) for ``n_boot`` resamples of whole scenes (rows), the same resamples for all.
 
     Each segment counts as often as its scene is drawn (weights from :func:`utils.spread.scene_weights`);
-    ties count one half. Differences of two columns give a paired bootstrap of an AUROC gap.
+    ties count one half. Differences of two columns give a paired bootstrap of an AUROC gap. By default
+    the scenes drawn are those that hold a segment; with ``n_scenes``, ``scenes`` are indices in
+    ``[0, n_scenes)`` and all ``n_scenes`` are drawn, so that two tables of the same scenes (two models'
+    segments) share their resamples: a paired bootstrap across models. A draw without a positive or a
+    negative segment has AUROC NaN.
     """
     from .spread import scene_weights
 
@@ -464,8 +469,15 @@ def bootstrap_auroc(
         raise ValueError("positive must be a bool array with one entry per segment, like scenes")
     if not pos.any() or pos.all():
         raise ValueError("positive must hold both positive and negative segments")
-    uniq, inv = np.unique(s, return_inverse=True)
-    w = scene_weights(len(uniq), n_boot, seed).numpy()[:, inv]  # (R, n) weight of each segment
+    if n_scenes is None:
+        uniq, inv = np.unique(s, return_inverse=True)
+        w = scene_weights(len(uniq), n_boot, seed).numpy()[:, inv]  # (R, n) weight of each segment
+    else:
+        if isinstance(n_scenes, bool) or not isinstance(n_scenes, (int, np.integer)) or n_scenes < 1:
+            raise ValueError(f"n_scenes must be an int >= 1, got {n_scenes!r}")
+        if not np.issubdtype(s.dtype, np.integer) or s.min() < 0 or s.max() >= n_scenes:
+            raise ValueError(f"with n_scenes, scenes must be integer indices in [0, {n_scenes})")
+        w = scene_weights(int(n_scenes), n_boot, seed).numpy()[:, s]
     out = {}
     for name, score in scores.items():
         v = np.asarray(score, dtype=float)
