@@ -322,6 +322,8 @@ def test_scene_losses_take_the_background_class_from_the_argument():
     for bad in (3, -1, None, 1.0):
         with pytest.raises((ValueError, TypeError), match="background"):
             conformal.scene_losses(p2, y2, grid, loss="fnr", background=bad)
+    # the miscoverage of all pixels needs no background class
+    assert torch.equal(conformal.scene_losses(p2, y2, grid, background=None), conformal.scene_losses(p2, y2, grid))
 
 
 def test_crc_lambda_from_the_mean_curve_matches_crc_lambda():

@@ -208,7 +208,7 @@ def scene_losses(
     pixels: str = "all",
     ignore_index: int = IGNORE_INDEX,
     batch_size: int = 128,
-    background: int = 0,
+    background: int | None = 0,
 ) -> torch.Tensor:
     """Return each scene's loss at every lambda of ``grid``, ``(B, len(grid))`` float64, in [0, 1].
 
@@ -218,11 +218,11 @@ def scene_losses(
     p_background > lambda, i.e. outside the mask ``{1 - p_background >= 1 - lambda}``. A scene with no
     pixel to count has loss 0. Scenes are processed ``batch_size`` at a time, so the working memory is
     bounded by one batch; the result holds one curve per scene. ``background`` is the background class
-    (0 for DigitScenes).
+    (0 for DigitScenes); ``None`` (no background class) only for the miscoverage of all pixels.
     """
     probs = _check_probs4(probs, values=False)
     labels = _check_labels_for(probs, labels, ignore_index)
-    background = _check_background(background, probs.shape[1])
+    background = _check_background(background, probs.shape[1], allow_none=True)
     grid = _check_grid(grid)
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -230,6 +230,8 @@ def scene_losses(
         raise ValueError(f"pixels must be one of {_POOLINGS}, got {pixels!r}")
     if loss == "fnr" and pixels != "all":
         raise ValueError("pixels applies to loss='miscoverage' only (the FNR counts digit pixels by definition)")
+    if background is None and (loss == "fnr" or pixels == "digits"):
+        raise ValueError(f"loss={loss!r} with pixels={pixels!r} counts the pixels of the foreground: it needs a background class, got background=None")
     batch_size = _check_int(batch_size, "batch_size", 1)
     out = torch.empty(probs.shape[0], grid.numel(), dtype=torch.float64)
     for start in range(0, probs.shape[0], batch_size):
