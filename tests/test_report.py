@@ -476,8 +476,12 @@ def test_memory_does_not_grow_with_the_validation_images_and_the_streamed_temper
 def test_the_corruptions_need_images_in_0_1_and_the_error_says_how_to_normalise_in_the_model():
     x, y = _toy(4)
     kw = dict(figures=False, progress=False, n_boot=5, segments_for=(), severities=(1,))
+    calls = []
+    model = TinyNet().eval()
+    model.register_forward_hook(lambda *_: calls.append(1))
     with pytest.raises(ValueError, match=r"data images must lie in \[0, 1\].*found \[-1, 1\].*nn\.Sequential\(.*Normalize"):
-        report.diagnose(TinyNet().eval(), (2 * x - 1, y), shift_kind="gaussian_noise", **kw)
+        report.diagnose(model, (2 * x - 1, y), shift_kind="gaussian_noise", **kw)
+    assert not calls  # refused before any pass over the data
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(2 * x - 1, y), batch_size=2)
     with pytest.raises(ValueError, match=r"data images.*nn\.Sequential\("):
         report.diagnose(TinyNet().eval(), loader, shift_kind="contrast", **kw)

@@ -76,7 +76,7 @@ from .figures import FigureMaker, risk_coverage_from_counts
 from .guarantees import GuaranteeMeasure
 from .image_auroc import OODImageMeasure
 from .inputs import Data, Fingerprint, batches, check_background, check_labels, check_models, check_shift_kind
-from .inputs import shift_name, shifted_batches
+from .inputs import check_unit_range, shift_name, shifted_batches
 from .measures import (
     Batch,
     CalibrationMeasure,
@@ -205,17 +205,17 @@ class _Run:
         else:
             parts, n_total = batches(source, arg, batch_size)
         total = None if n_total is None else -(-n_total // batch_size)
-        start, print_ = 0, Fingerprint()
+        start, fingerprint = 0, Fingerprint()
         with ExitStack() as stack:
             if self.mc_dropout:
                 stack.enter_context(uncertainty._restore_modes([self.models[0]]))
                 stack.enter_context(uncertainty._forked_rng(self.seed, self.device))
             for x, y in tqdm(parts, total=total, desc=f"diagnose: {set_name}", disable=not self.progress, leave=False):
                 self._batch(set_name, role, arg, x, y, start)
-                print_.update(x, y)
+                fingerprint.update(x, y)
                 start += x.shape[0]
         self.images[set_name] = start
-        self.fingerprints[set_name] = print_.hexdigest()
+        self.fingerprints[set_name] = fingerprint.hexdigest()
 
     def _batch(self, set_name: str, role: str, arg: str, x: torch.Tensor, y: torch.Tensor | None, start: int) -> None:
         _check_images(x, f"{arg} images")
@@ -309,6 +309,10 @@ def _sets(data: Data, shift_kind: Any, severities: Sequence[int], shifted: Any, 
         if not all(isinstance(k, str) and k for k in value):
             raise TypeError(f"{name} must map non-empty names (str) to data")
     check_shift_kind(shift_kind, data, background)
+    if isinstance(shift_kind, str) and hasattr(data, "images") and isinstance(data.images, torch.Tensor):
+        check_unit_range(data.images, shift_kind)  # before any pass; a DataLoader is checked batch by batch
+    elif isinstance(shift_kind, str) and isinstance(data, (tuple, list)) and data and isinstance(data[0], torch.Tensor):
+        check_unit_range(data[0], shift_kind)
     out: list[tuple[str, str, str, Any]] = [("data", "data", "data", data)]
     if shift_kind is not None:
         out += [(shift_name(shift_kind, s), "shift", "data", _ShiftOfData(data, shift_kind, s)) for s in severities]
