@@ -214,3 +214,38 @@ def test_fit_on_cuda_matches_cpu() -> None:
     t_cpu = fit_temperature(z * 2, labels)
     t_gpu = fit_temperature((z * 2).cuda(), labels.cuda())
     assert t_gpu == pytest.approx(t_cpu, rel=1e-6)
+
+
+def test_the_streamed_fit_equals_the_fit_on_all_logits_one_pass_per_step() -> None:
+    z, labels = _synthetic(n=12)
+    logits = z * 1.7
+    labels[0, :3] = IGNORE_INDEX
+    labels[10:] = IGNORE_INDEX  # a batch may hold no valid pixel; the whole stream may not
+    want = fit_temperature(logits, labels)
+    passes = []
+
+    def batches():
+        passes.append(1)
+        return ((logits[i : i + 5], labels[i : i + 5]) for i in range(0, 12, 5))
+
+    got = calibration.fit_temperature_stream(batches)
+    # the same Newton steps on the same sums, added batch by batch: equal up to float64 rounding
+    assert got == pytest.approx(want, rel=1e-12)
+    assert 2 <= len(passes) <= calibration._MAX_STEPS  # the pixels are read once per step, never kept
+    with pytest.warns(UserWarning, match="still falling at the bound T = 1, ") as record:
+        calibration.fit_temperature_stream(batches, bounds=(0.5, 1.0))
+    assert record[0].filename == __file__
+
+
+def test_the_streamed_fit_rejects_bad_inputs() -> None:
+    z, labels = _synthetic(n=2, size=8)
+    with pytest.raises(TypeError, match="batches must be a callable"):
+        calibration.fit_temperature_stream([(z, labels)])
+    with pytest.raises(ValueError, match="no batch"):
+        calibration.fit_temperature_stream(lambda: iter(()))
+    with pytest.raises(ValueError, match="no valid pixel"):
+        calibration.fit_temperature_stream(lambda: [(z, torch.full_like(labels, IGNORE_INDEX))])
+    with pytest.raises(ValueError, match="outside"):
+        calibration.fit_temperature_stream(lambda: [(z, labels.masked_fill(labels == 0, 7))])
+    with pytest.raises(TypeError, match=r"\(logits, target\) pairs"):
+        calibration.fit_temperature_stream(lambda: [z])

@@ -296,3 +296,43 @@ def test_pooled_split_risks_match_the_exact_pooled_quantile_up_to_the_grid():
         conformal.pooled_split_risks(losses, counts.double(), grid, splits, 0.1)
     with pytest.raises(ValueError, match="loss"):
         conformal.pixel_counts(y, loss="dice")
+
+
+def _relabel(p: torch.Tensor, y: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same scenes with class ``c`` renamed ``perm[c]`` (ignored pixels stay ignored)."""
+    p2 = torch.empty_like(p)
+    p2[:, perm] = p
+    ignored = y == IGNORE_INDEX
+    return p2, torch.where(ignored, y, perm[torch.where(ignored, 0, y)])
+
+
+def test_scene_losses_take_the_background_class_from_the_argument():
+    p, y = _probs(b=5, k=3), _labels(b=5, k=3)
+    y[1, :2] = IGNORE_INDEX
+    p2, y2 = _relabel(p, y, torch.tensor([2, 0, 1]))  # background 0 becomes class 2
+    grid = conformal.lambda_grid(51)
+    for loss, pixels in (("fnr", "all"), ("miscoverage", "digits"), ("miscoverage", "all")):
+        want = conformal.scene_losses(p, y, grid, loss=loss, pixels=pixels)
+        got = conformal.scene_losses(p2, y2, grid, loss=loss, pixels=pixels, background=2)
+        assert torch.equal(got, want), (loss, pixels)
+        counts = conformal.pixel_counts(y2, loss=loss, pixels=pixels, background=2)
+        assert torch.equal(counts, conformal.pixel_counts(y, loss=loss, pixels=pixels))
+    # class 0 taken as the background of the relabelled scenes gives other (wrong) losses
+    assert not torch.equal(conformal.scene_losses(p2, y2, grid, loss="fnr"), conformal.scene_losses(p, y, grid, loss="fnr"))
+    for bad in (3, -1, None, 1.0):
+        with pytest.raises((ValueError, TypeError), match="background"):
+            conformal.scene_losses(p2, y2, grid, loss="fnr", background=bad)
+    # the miscoverage of all pixels needs no background class
+    assert torch.equal(conformal.scene_losses(p2, y2, grid, background=None), conformal.scene_losses(p2, y2, grid))
+
+
+def test_crc_lambda_from_the_mean_curve_matches_crc_lambda():
+    grid = conformal.lambda_grid(201)
+    curves = _toy_curves(40, grid, seed=3)
+    for alpha in (0.05, 0.1, 0.3):
+        want = conformal.crc_lambda(curves, grid, alpha)
+        assert conformal.crc_lambda_from_mean(curves.sum(0) / 40, 40, grid, alpha) == want
+    with pytest.raises(ValueError, match="needs at least"):
+        conformal.crc_lambda_from_mean(curves.mean(0), 5, grid, 0.1)
+    with pytest.raises(ValueError, match="mean_loss"):
+        conformal.crc_lambda_from_mean(curves, 40, grid, 0.1)

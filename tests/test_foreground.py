@@ -162,3 +162,19 @@ def test_bootstrap_helpers_reject_bad_arguments(call, error):
     probs, labels = _case()
     with pytest.raises(error):
         call(probs, labels)
+
+
+def test_the_background_class_is_an_argument():
+    probs, labels = _case()
+    perm = torch.tensor([3, 0, 1, 2])  # background 0 becomes class 3
+    p2 = torch.empty_like(probs)
+    p2[:, perm] = probs
+    ignored = labels == IGNORE_INDEX
+    y2 = torch.where(ignored, labels, perm[torch.where(ignored, 0, labels)])
+    masks = foreground.pixel_masks(y2, ("all", "digits"), background=3)
+    assert torch.equal(masks["digits"], foreground.pixel_masks(labels)["digits"])
+    assert foreground.pooled_and_digits(p2, y2, background=3) == foreground.pooled_and_digits(probs, labels)
+    assert foreground.confident_errors(p2, y2, background=3) == foreground.confident_errors(probs, labels)
+    assert foreground.pooled_and_digits(p2, y2)["digits"] != foreground.pooled_and_digits(probs, labels)["digits"]
+    with pytest.raises(ValueError, match="background"):
+        foreground.pixel_masks(y2, background=-2)

@@ -24,6 +24,6 @@ def test_wheel_ships_the_weights_and_manifest(tmp_path):
         assert f"utils/weights/{entry['file']}" in names, f"{entry['file']} is not packaged"
     for module in ("data", "models", "train", "weights", "metrics", "plots", "config", "book", "ood", "attacks", "calibration", "shift", "uncertainty"):
         assert f"utils/{module}.py" in names or f"utils/{module}/__init__.py" in names, f"utils.{module} is not packaged"
-    for package in ("metrics", "plots"):  # split by concern into sub-packages: every module ships
+    for package in ("metrics", "plots", "report"):  # split by concern into sub-packages: every module ships
         for path in (ROOT / "utils" / package).glob("*.py"):
             assert f"utils/{package}/{path.name}" in names, f"utils/{package}/{path.name} is not packaged"

@@ -224,3 +224,73 @@ def test_bootstrap_auroc_matches_sklearn_and_resamples_scenes() -> None:
         segments.bootstrap_auroc(scenes, np.zeros(150, bool), {"a": a})
     with pytest.raises(ValueError, match="one finite value"):
         segments.bootstrap_auroc(scenes, pos, {"a": a[:10]})
+
+
+def test_bootstrap_auroc_over_all_scenes_pairs_tables_of_the_same_scenes() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from utils.spread import scene_draws
+
+    rng = np.random.default_rng(2)
+    scenes = np.repeat(np.arange(30), 5)
+    pos = rng.uniform(size=150) < 0.3
+    a = rng.normal(size=150) + pos
+    every = segments.bootstrap_auroc(scenes, pos, {"a": a}, n_boot=50, n_scenes=30)
+    pd.testing.assert_frame_equal(every, segments.bootstrap_auroc(scenes, pos, {"a": a}, n_boot=50))
+    keep = scenes >= 10  # another model's table: no segment in scenes 0-9
+    part = segments.bootstrap_auroc(scenes[keep], pos[keep], {"a": a[keep]}, n_boot=50, n_scenes=30)
+    draw = scene_draws(30, 50, 0)[7].numpy()  # resample 7 of both tables: the same scenes
+    rows = np.concatenate([np.flatnonzero((scenes == j) & keep) for j in draw])
+    assert part["a"][7] == pytest.approx(roc_auc_score(pos[rows], a[rows]))
+    with pytest.raises(ValueError, match="n_scenes"):
+        segments.bootstrap_auroc(scenes, pos, {"a": a}, n_scenes=20)
+
+
+def _relabel(probs: np.ndarray, labels: np.ndarray, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same scenes with class ``c`` renamed ``perm[c]`` (ignored pixels stay ignored)."""
+    p = np.empty_like(probs)
+    p[:, perm] = probs
+    y = np.where(labels == IGNORE_INDEX, IGNORE_INDEX, perm[np.where(labels == IGNORE_INDEX, 0, labels)])
+    return p, y
+
+
+def test_a_table_without_segments_has_every_column_and_dtype_of_one_with_segments() -> None:
+    y = np.zeros((2, 6, 6), dtype=np.int64)
+    y[0, 1:3, 1:3] = 1  # scene 0 holds a segment, scene 1 none
+    probs = np.concatenate([one_hot(y[0], 3), one_hot(y[1], 3)])
+    score = np.random.default_rng(0).random((2, 6, 6))
+    for labels in (y, None):
+        full = segments.segment_table(probs, None if labels is None else y, extra={"score": score})
+        empty = segments.segment_table(probs[1:], None if labels is None else y[1:], extra={"score": score[1:]})
+        assert len(full) == 1 and len(empty) == 0
+        assert list(empty.columns) == list(full.columns)
+        assert empty.dtypes.to_dict() == full.dtypes.to_dict()
+    none = segments.segment_table(probs[1:], y[1:])
+    assert {"iou", "false_positive", "ignore_fraction"} <= set(none.columns) and none["false_positive"].dtype == bool
+    streamed = segments.stream_segments([(probs[1:], y[1:]), (probs[:1], y[:1])])
+    assert len(streamed) == 1 and streamed["scene"].tolist() == [1] and streamed["false_positive"].dtype == bool
+
+
+def test_the_background_class_is_an_argument() -> None:
+    rng = np.random.default_rng(3)
+    y = np.zeros((3, 12, 12), dtype=np.int64)
+    y[:, 2:6, 2:6], y[:, 7:10, 6:11] = 1, 2
+    pred = y.copy()
+    pred[:, 0, :3] = 2  # a false positive on the background
+    probs = np.concatenate([one_hot(pred[i], 3, conf=0.5 + 0.4 * rng.random()) for i in range(3)])
+    perm = np.array([2, 0, 1])  # background 0 becomes class 2
+    p2, y2 = _relabel(probs, y, perm)
+    want = segments.segment_table(probs, y)
+    got = segments.segment_table(p2, y2, background=2)
+    assert sorted(got["cls"]) == sorted(perm[want["cls"]])
+    cols = ["scene", "size", "iou", "false_positive", "max_softmax_mean"]
+    key = lambda t: t[cols].sort_values(cols[:2]).reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(key(got), key(want))
+    assert 2 not in set(segments.segment_table(p2, y2, background=2)["cls"])
+    assert 2 in set(segments.segment_table(p2, y2)["cls"])  # class 0 as background: the real background is a segment
+    assert set(segments.segment_table(p2, y2, background=None)["cls"]) == {0, 1, 2}  # no background: every class
+    dt = segments.digit_table(p2, y2, background=2)
+    pd.testing.assert_frame_equal(dt.drop(columns=["cls", "pred_cls"]),
+                                  segments.digit_table(probs, y).drop(columns=["cls", "pred_cls"]))
+    with pytest.raises(ValueError, match="background must be"):
+        segments.segment_table(p2, y2, background=3)

@@ -6,6 +6,8 @@ segmentation), never changes: temperature scaling changes confidence, never accu
 
 :func:`fit_temperature` picks the ``T`` that minimises the mean pixel negative log-likelihood over
 the non-ignored pixels of a held-out split (fit it on validation pixels, never on the test split).
+:func:`fit_temperature_stream` fits the same ``T`` by the same steps from batches of logits that are
+computed anew for every step, so that the validation logits never need to be held at once.
 :class:`TemperatureScaled` wraps any model so that the scaled model can be passed wherever a model
 is expected.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -23,7 +25,7 @@ from .config import IGNORE_INDEX
 from .metrics._checks import _check_label_map, _check_mask
 from .models import forward_logits
 
-__all__ = ["TemperatureScaled", "apply_temperature", "fit_temperature"]
+__all__ = ["TemperatureScaled", "apply_temperature", "fit_temperature", "fit_temperature_stream"]
 
 #: Relative tolerance of the fitted temperature, and the most Newton/bisection steps of the search.
 _TOL = 1e-6
@@ -60,7 +62,7 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def _flatten(
-    logits: torch.Tensor, target: torch.Tensor, ignore_index: int, mask: torch.Tensor | None
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int, mask: torch.Tensor | None, need_valid: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Validate; return logits ``(N, K, S)``, clamped target ``(N, S)`` and the valid-pixel mask ``(N, S)``."""
     _check_logits(logits)
@@ -81,7 +83,7 @@ def _flatten(
     bad = valid & ((target < 0) | (target >= num_classes))
     if bool(bad.any()):
         raise ValueError(f"target holds labels outside [0, {num_classes}) that are not ignore_index={ignore_index}")
-    if not bool(valid.any()):
+    if need_valid and not bool(valid.any()):
         raise ValueError("no valid pixel to fit the temperature on (all ignored or masked out)")
     n, k = logits.shape[:2]
     flat = logits.reshape(n, k, -1)
@@ -96,8 +98,21 @@ def _derivatives_fn(
 
     With ``p = softmax(beta * z)``: ``f'(beta) = mean(E_p[z] - z_y)`` and ``f''(beta) = mean(Var_p[z]) >= 0``.
     """
-    n, k, s = logits.shape
     count = int(valid.sum())
+    sums = _sums_fn(logits, target, valid)
+
+    def derivatives(beta: float) -> tuple[float, float]:
+        grad, hess = sums(beta)
+        return float(grad) / count, float(hess) / count
+
+    return derivatives
+
+
+def _sums_fn(
+    logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+) -> Callable[[float], tuple[torch.Tensor, torch.Tensor]]:
+    """Return ``beta -> (sum of E_p[z] - z_y, sum of Var_p[z])`` over the valid pixels, float64, chunk by chunk."""
+    n, k, s = logits.shape
     true_logit = logits.gather(1, target.unsqueeze(1)).squeeze(1).double()  # one value per pixel
     if k * s <= _CHUNK_ELEMENTS:  # whole images per chunk
         rows = _CHUNK_ELEMENTS // (k * s)
@@ -106,7 +121,7 @@ def _derivatives_fn(
         cols = max(1, _CHUNK_ELEMENTS // k)
         chunks = [(slice(i, i + 1), slice(j, j + cols)) for i in range(n) for j in range(0, s, cols)]
 
-    def derivatives(beta: float) -> tuple[float, float]:
+    def sums(beta: float) -> tuple[torch.Tensor, torch.Tensor]:
         grad = torch.zeros((), dtype=torch.float64, device=logits.device)
         hess = torch.zeros((), dtype=torch.float64, device=logits.device)
         for rows_, cols_ in chunks:
@@ -117,9 +132,9 @@ def _derivatives_fn(
             keep = valid[rows_, cols_]
             grad += (mean_z - true_logit[rows_, cols_])[keep].sum()
             hess += var_z[keep].sum()
-        return float(grad) / count, float(hess) / count
+        return grad, hess
 
-    return derivatives
+    return sums
 
 
 def fit_temperature(
@@ -141,37 +156,87 @@ def fit_temperature(
     ``UserWarning`` saying which bound to widen (the NLL still falls there: for example labels that
     contradict the logits push ``T`` up, perfectly separated logits push it towards 0).
     """
+    lo, hi = _check_bounds(bounds)
+    flat, tgt, valid = _flatten(logits, target, ignore_index, mask)
+    with torch.no_grad():
+        derivatives = _derivatives_fn(flat.detach(), tgt, valid)
+        beta = _newton(derivatives, lo, hi)
+        _warn_at_bound(derivatives, beta, lo, hi)
+    return 1.0 / beta
+
+
+def fit_temperature_stream(
+    batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    ignore_index: int = IGNORE_INDEX,
+    bounds: tuple[float, float] = (0.01, 100.0),
+) -> float:
+    """Return :func:`fit_temperature`'s ``T`` from ``batches()``, an iterable of ``(logits, target)`` pairs made anew on each call.
+
+    The search is :func:`fit_temperature`'s (the same Newton steps from the same start); each step
+    calls ``batches()`` once and adds the NLL's derivatives over the batches, so only one batch of
+    logits is held at a time (for example ``lambda: ((model(x), y) for x, y in loader)``: the model runs
+    once per step, typically five to ten times). Sums in another order make it equal to
+    :func:`fit_temperature` on all the logits up to float64 rounding (about 1e-15 relative). Every call
+    must give the same pixels.
+    """
+    if not callable(batches):
+        raise TypeError("batches must be a callable returning an iterable of (logits, target) pairs, anew on each call")
+    lo, hi = _check_bounds(bounds)
+
+    def derivatives(beta: float) -> tuple[float, float]:
+        grad = hess = 0.0
+        count = seen = 0
+        for item in batches():
+            if not isinstance(item, (tuple, list)) or len(item) != 2:
+                raise TypeError(f"batches() must yield (logits, target) pairs, got {type(item).__name__}")
+            flat, tgt, valid = _flatten(item[0], item[1], ignore_index, None, need_valid=False)
+            g, h = _sums_fn(flat.detach(), tgt, valid)(beta)
+            grad, hess, count, seen = grad + float(g), hess + float(h), count + int(valid.sum()), seen + 1
+        if not seen:
+            raise ValueError("batches() gave no batch to fit the temperature on")
+        if not count:
+            raise ValueError("no valid pixel to fit the temperature on (all ignored)")
+        return grad / count, hess / count
+
+    with torch.no_grad():
+        beta = _newton(derivatives, lo, hi)
+        _warn_at_bound(derivatives, beta, lo, hi)
+    return 1.0 / beta
+
+
+def _check_bounds(bounds: object) -> tuple[float, float]:
     if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
         raise TypeError(f"bounds must be a (low, high) pair, got {bounds!r}")
     lo, hi = (_check_temperature(b) for b in bounds)
     if not lo < hi:
         raise ValueError(f"bounds must satisfy 0 < low < high, got {bounds!r}")
-    flat, tgt, valid = _flatten(logits, target, ignore_index, mask)
-    with torch.no_grad():
-        derivatives = _derivatives_fn(flat.detach(), tgt, valid)
-        a, b = 1.0 / hi, 1.0 / lo  # bracket on beta; an end is "seen" once its derivative is known
-        a_seen = b_seen = False
-        beta = min(max(1.0, a), b)
-        for _ in range(_MAX_STEPS):
-            grad, hess = derivatives(beta)
-            if grad == 0.0:
-                break
-            if grad < 0:  # the minimum lies at larger beta
-                a, a_seen = beta, True
-            else:
-                b, b_seen = beta, True
-            if b - a <= _TOL * beta:
-                break
-            step = beta - grad / hess if hess > 0 else math.nan
-            if not math.isfinite(step) or (step <= a and a_seen) or (step >= b and b_seen):
-                step = math.sqrt(a * b)  # bisection (geometric: beta spans decades)
-            step = min(max(step, a), b)
-            converged = abs(step - beta) <= _TOL * beta
-            beta = step
-            if converged:
-                break
-        _warn_at_bound(derivatives, beta, lo, hi)
-    return 1.0 / beta
+    return lo, hi
+
+
+def _newton(derivatives: Callable[[float], tuple[float, float]], lo: float, hi: float) -> float:
+    """Return the minimising ``beta = 1 / T`` in ``[1 / hi, 1 / lo]``: safeguarded Newton steps from beta = 1, bisection as fallback."""
+    a, b = 1.0 / hi, 1.0 / lo  # bracket on beta; an end is "seen" once its derivative is known
+    a_seen = b_seen = False
+    beta = min(max(1.0, a), b)
+    for _ in range(_MAX_STEPS):
+        grad, hess = derivatives(beta)
+        if grad == 0.0:
+            break
+        if grad < 0:  # the minimum lies at larger beta
+            a, a_seen = beta, True
+        else:
+            b, b_seen = beta, True
+        if b - a <= _TOL * beta:
+            break
+        step = beta - grad / hess if hess > 0 else math.nan
+        if not math.isfinite(step) or (step <= a and a_seen) or (step >= b and b_seen):
+            step = math.sqrt(a * b)  # bisection (geometric: beta spans decades)
+        step = min(max(step, a), b)
+        converged = abs(step - beta) <= _TOL * beta
+        beta = step
+        if converged:
+            break
+    return beta
 
 
 def _warn_at_bound(derivatives: Callable[[float], tuple[float, float]], beta: float, lo: float, hi: float) -> None:

@@ -14,6 +14,9 @@ Parametrisation (both losses are non-increasing in lambda, in [0, 1], and 0 at l
 - ``"fnr"``: the digit mask is ``{pixel : 1 - p_background >= 1 - lambda}`` (i.e. ``p_background <= lambda``);
   the loss of a scene is the share of its digit pixels left outside the mask. A scene with no digit pixel
   has loss 0 (nothing to miss).
+
+The background is class 0 (DigitScenes) unless ``background=`` names another class; "digit pixels" are
+the pixels of every other class (the foreground).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 
 from .config import IGNORE_INDEX
 from .metrics._checks import (
+    _check_background,
     _check_int,
     _check_label_map,
     _check_prob_values,
@@ -40,6 +44,7 @@ __all__ = [
     "lambda_grid",
     "scene_losses",
     "crc_lambda",
+    "crc_lambda_from_mean",
     "random_splits",
     "split_risks",
     "pooled_pixel_threshold",
@@ -203,18 +208,21 @@ def scene_losses(
     pixels: str = "all",
     ignore_index: int = IGNORE_INDEX,
     batch_size: int = 128,
+    background: int | None = 0,
 ) -> torch.Tensor:
     """Return each scene's loss at every lambda of ``grid``, ``(B, len(grid))`` float64, in [0, 1].
 
     ``loss="miscoverage"``: share of the scene's non-ignored pixels (``pixels="digits"``: of its digit
-    pixels, label > 0) whose LAC score 1 - p_y exceeds lambda, i.e. whose true label is outside
-    ``{k : p_k >= 1 - lambda}``. ``loss="fnr"``: share of the scene's digit pixels with
+    pixels, label other than ``background``) whose LAC score 1 - p_y exceeds lambda, i.e. whose true
+    label is outside ``{k : p_k >= 1 - lambda}``. ``loss="fnr"``: share of the scene's digit pixels with
     p_background > lambda, i.e. outside the mask ``{1 - p_background >= 1 - lambda}``. A scene with no
     pixel to count has loss 0. Scenes are processed ``batch_size`` at a time, so the working memory is
-    bounded by one batch; the result holds one curve per scene. Class 0 is the background.
+    bounded by one batch; the result holds one curve per scene. ``background`` is the background class
+    (0 for DigitScenes); ``None`` (no background class) only for the miscoverage of all pixels.
     """
     probs = _check_probs4(probs, values=False)
     labels = _check_labels_for(probs, labels, ignore_index)
+    background = _check_background(background, probs.shape[1], allow_none=True)
     grid = _check_grid(grid)
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -222,6 +230,8 @@ def scene_losses(
         raise ValueError(f"pixels must be one of {_POOLINGS}, got {pixels!r}")
     if loss == "fnr" and pixels != "all":
         raise ValueError("pixels applies to loss='miscoverage' only (the FNR counts digit pixels by definition)")
+    if background is None and (loss == "fnr" or pixels == "digits"):
+        raise ValueError(f"loss={loss!r} with pixels={pixels!r} counts the pixels of the foreground: it needs a background class, got background=None")
     batch_size = _check_int(batch_size, "batch_size", 1)
     out = torch.empty(probs.shape[0], grid.numel(), dtype=torch.float64)
     for start in range(0, probs.shape[0], batch_size):
@@ -230,10 +240,10 @@ def scene_losses(
         _check_prob_values(p)
         valid = y != ignore_index
         if loss == "fnr":
-            counted = valid & (y > 0)
-            s = p[:, 0].double()
+            counted = valid & (y != background)
+            s = p[:, background].double()
         else:
-            counted = valid & (y > 0) if pixels == "digits" else valid
+            counted = valid & (y != background) if pixels == "digits" else valid
             s = 1 - p.gather(1, torch.where(valid, y, 0).unsqueeze(1)).squeeze(1).double()
         s = torch.where(counted, s, torch.full_like(s, float("inf"))).flatten(1).sort(1).values
         n = counted.flatten(1).sum(1, keepdim=True).double()
@@ -276,10 +286,28 @@ def crc_lambda(losses: torch.Tensor, grid: torch.Tensor, alpha: float, bound: fl
     grid = _check_grid(grid)
     alpha, bound = _check_alpha(alpha), _check_bound(bound)
     losses = _check_losses(losses, grid, bound)
-    n = losses.shape[0]
+    return _crc_of_mean(losses.mean(0), losses.shape[0], grid, alpha, bound)
+
+
+def crc_lambda_from_mean(mean_loss: torch.Tensor, n: int, grid: torch.Tensor, alpha: float, bound: float = 1.0) -> float:
+    """Return :func:`crc_lambda` from the mean loss curve ``(len(grid),)`` of ``n`` calibration scenes.
+
+    The mean is all that conformal risk control needs, so a stream of scenes can add up their curves
+    (:func:`scene_losses`, batch by batch) and keep one curve instead of one per scene.
+    """
+    grid = _check_grid(grid)
+    alpha, bound = _check_alpha(alpha), _check_bound(bound)
+    n = _check_int(n, "n", 1)
+    if not isinstance(mean_loss, torch.Tensor) or mean_loss.shape != (grid.numel(),):
+        raise ValueError(f"mean_loss must be a tensor of shape ({grid.numel()},), one mean loss per lambda of grid")
+    mean_loss = _check_losses(mean_loss[None].double(), grid, bound)[0]
+    return _crc_of_mean(mean_loss, n, grid, alpha, bound)
+
+
+def _crc_of_mean(mean_loss: torch.Tensor, n: int, grid: torch.Tensor, alpha: float, bound: float) -> float:
     if bound / (n + 1) > alpha:
         raise ValueError(f"alpha={alpha} with B={bound} needs at least {math.ceil(bound / alpha - 1 - 1e-9)} calibration scenes, got n={n}")
-    i = int(_lambda_hat(losses.mean(0, keepdim=True), n, grid, alpha, bound)[0])
+    i = int(_lambda_hat(mean_loss[None], n, grid, alpha, bound)[0])
     if i < 0:
         raise ValueError(f"no lambda of the grid meets the bound at alpha={alpha}: the loss at lambda={float(grid[-1])} is too high")
     return float(grid[i])
@@ -356,10 +384,15 @@ def pooled_pixel_threshold(scores: torch.Tensor, alpha: float) -> float:
 
 
 def pixel_counts(
-    labels: torch.Tensor, loss: str = "miscoverage", pixels: str = "all", ignore_index: int = IGNORE_INDEX
+    labels: torch.Tensor,
+    loss: str = "miscoverage",
+    pixels: str = "all",
+    ignore_index: int = IGNORE_INDEX,
+    background: int = 0,
 ) -> torch.Tensor:
     """Return, per scene, the number of pixels that :func:`scene_losses` counts for ``loss`` and ``pixels``, ``(B,)``."""
     _check_label_map(labels, "labels")
+    background = _check_background(background)
     if labels.ndim != 3:
         raise ValueError(f"labels must have shape (B, H, W), got {tuple(labels.shape)}")
     if loss not in LOSSES:
@@ -367,7 +400,7 @@ def pixel_counts(
     if pixels not in _POOLINGS:
         raise ValueError(f"pixels must be one of {_POOLINGS}, got {pixels!r}")
     valid = labels != ignore_index
-    counted = valid & (labels > 0) if (loss == "fnr" or pixels == "digits") else valid
+    counted = valid & (labels != background) if (loss == "fnr" or pixels == "digits") else valid
     return counted.flatten(1).sum(1).cpu()
 
 

@@ -6,7 +6,8 @@ score twice (and, on request, a third time on label-boundary pixels), so that a 
 the foreground number beside the pooled one and say which pooling it uses:
 
 * ``"all"``: every labelled pixel (ignore-index pixels never count);
-* ``"digits"``: pixels whose *true* label is a digit (label > 0);
+* ``"digits"``: pixels whose *true* label is a digit, i.e. not the background class (``background=0``
+  for DigitScenes; pass another class for other data);
 * ``"boundary"``: pixels within ``width`` px of a label change (:func:`utils.metrics.boundary_mask`);
 * ``"off_boundary"``: the other labelled pixels.
 
@@ -31,7 +32,7 @@ import torch
 from .config import IGNORE_INDEX, NUM_CLASSES
 from . import spread
 from .metrics import boundary_mask, mean_iou
-from .metrics._checks import _check_label_map
+from .metrics._checks import _check_background, _check_label_map
 
 __all__ = [
     "POOLINGS",
@@ -69,10 +70,12 @@ def pixel_masks(
     poolings: tuple[str, ...] = ("all", "digits"),
     width: int = 1,
     ignore_index: int = IGNORE_INDEX,
+    background: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Return one bool mask ``(B, H, W)`` per pooling name of :data:`POOLINGS`; ignore-index pixels are in none."""
     labels = _check_labels(labels)
     poolings = _check_poolings(poolings)
+    background = _check_background(background)
     labelled = labels != ignore_index
     masks: dict[str, torch.Tensor] = {}
     edge = None
@@ -80,7 +83,7 @@ def pixel_masks(
         if name == "all":
             masks[name] = labelled
         elif name == "digits":
-            masks[name] = labelled & (labels > 0)
+            masks[name] = labelled & (labels != background)
         else:
             if edge is None:
                 edge = boundary_mask(labels, width=width)
@@ -95,6 +98,7 @@ def pooled_and_digits(
     width: int = 1,
     n_bins: int = 15,
     ignore_index: int = IGNORE_INDEX,
+    background: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Return ``{pooling: {accuracy, confidence, ece, nll, count}}`` of probabilities ``(B, K, H, W)`` against ``labels``.
 
@@ -113,8 +117,9 @@ def pooled_and_digits(
         raise ValueError(f"labels must have shape {tuple(probs.shape[:1] + probs.shape[2:])} to match probs, "
                          f"got {tuple(labels.shape)}")
     identity = torch.arange(probs.shape[0])[None]
-    scores = bootstrap_calibration(probs, labels, identity, poolings, width, n_bins, ignore_index)
-    counts = {name: int(mask.sum()) for name, mask in pixel_masks(labels, poolings, width, ignore_index).items()}
+    scores = bootstrap_calibration(probs, labels, identity, poolings, width, n_bins, ignore_index, background)
+    masks = pixel_masks(labels, poolings, width, ignore_index, background)
+    counts = {name: int(mask.sum()) for name, mask in masks.items()}
     out: dict[str, dict[str, float]] = {}
     for name, values in scores.items():
         out[name] = {key: float(v[0]) for key, v in values.items()} | {"count": counts[name]}
@@ -128,11 +133,12 @@ def confident_errors(
     poolings: tuple[str, ...] = ("all", "digits", "off_boundary"),
     width: int = 1,
     ignore_index: int = IGNORE_INDEX,
+    background: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Return ``{pooling: {share, errors}}``: the share of misclassified pixels with max-probability >= ``threshold``.
 
     ``errors`` is the number of misclassified pixels in the pooling (``share`` is NaN where it is 0).
-    ``"digits"`` counts errors on pixels whose *true* label is a digit (label > 0).
+    ``"digits"`` counts errors on pixels whose *true* label is a digit (not ``background``).
     """
     if not isinstance(probs, torch.Tensor):
         raise TypeError(f"probs must be a torch.Tensor, got {type(probs).__name__}")
@@ -148,7 +154,7 @@ def confident_errors(
     wrong = pred != labels.to(pred.device)
     sure = conf >= threshold
     out: dict[str, dict[str, float]] = {}
-    for name, mask in pixel_masks(labels, poolings, width, ignore_index).items():
+    for name, mask in pixel_masks(labels, poolings, width, ignore_index, background).items():
         errors = wrong & mask.to(wrong.device)
         n = int(errors.sum())
         share = float((sure & errors).sum()) / n if n else math.nan
@@ -185,6 +191,7 @@ def bootstrap_calibration(
     width: int = 1,
     n_bins: int = 15,
     ignore_index: int = IGNORE_INDEX,
+    background: int = 0,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """Return ``{pooling: {accuracy, confidence, ece, nll}}``, each a float64 tensor with one value per resample.
 
@@ -198,7 +205,7 @@ def bootstrap_calibration(
     weights = spread.draws_to_weights(resamples, probs.shape[0])
     out: dict[str, dict[str, torch.Tensor]] = {}
     with torch.no_grad():
-        for name, mask in pixel_masks(labels, poolings, width, ignore_index).items():
+        for name, mask in pixel_masks(labels, poolings, width, ignore_index, background).items():
             sums = spread.calibration_sums(probs.detach(), labels.to(probs.device), mask.to(probs.device), n_bins, ignore_index)
             r = spread.resample(sums, weights)
             out[name] = {"accuracy": spread.accuracy(r), "confidence": spread.confidence(r),

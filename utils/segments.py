@@ -13,8 +13,9 @@ Conventions (one choice each, used everywhere in this module):
 - **Boundary.** A segment pixel is on the boundary when one of its 8 neighbours is not in the segment;
   pixels on the image edge count as boundary (outside the image is outside the segment). The interior
   is the rest. Interior features of a segment without interior are 0 (``size_in`` = 0 says so).
-- **Classes.** ``classes=None`` takes every class except the background class 0 (for DigitScenes the
-  digits are the objects); pass ``classes=range(K)`` to treat all classes, as MetaSeg does.
+- **Classes.** ``classes=None`` takes every class except the background class ``background`` (0, the
+  default: for DigitScenes the digits are the objects); ``background=None`` or ``classes=range(K)``
+  treats all classes, as MetaSeg does.
 - **Adjusted IoU.** For a segment ``S`` of class ``c``, ``G`` is the union of the ground-truth
   components of class ``c`` that meet ``S``; pixels of ``G`` that belong to *other* predicted segments
   of class ``c`` are left out of the union, so two segments that split one object are not punished
@@ -34,6 +35,7 @@ import torch
 from scipy import ndimage
 
 from .config import IGNORE_INDEX
+from .metrics._checks import _check_background
 
 __all__ = [
     "SOFTMAX_FEATURES",
@@ -79,9 +81,10 @@ def _check_connectivity(connectivity: int) -> int:
     return connectivity
 
 
-def _check_classes(classes: Iterable[int] | None, num_classes: int) -> list[int]:
+def _check_classes(classes: Iterable[int] | None, num_classes: int, background: int | None = 0) -> list[int]:
+    background = _check_background(background, num_classes, allow_none=True)
     if classes is None:
-        return list(range(1, num_classes))
+        return [c for c in range(num_classes) if c != background]
     out = []
     for c in classes:
         if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or not 0 <= c < num_classes:
@@ -97,6 +100,7 @@ def label_segments(
     num_classes: int,
     classes: Iterable[int] | None = None,
     connectivity: int = 2,
+    background: int | None = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(ids (H, W) int64, seg_class (n,) int64)``: connected components of ``prediction`` per class, ids 1..n (0 = none)."""
     pred = _to_numpy(prediction, "prediction")
@@ -110,7 +114,7 @@ def label_segments(
     structure = ndimage.generate_binary_structure(2, _check_connectivity(connectivity))
     ids = np.zeros(pred.shape, dtype=np.int64)
     seg_class: list[int] = []
-    for c in _check_classes(classes, num_classes):
+    for c in _check_classes(classes, num_classes, background):
         comp, n = ndimage.label(pred == c, structure=structure)
         if n:
             ids[comp > 0] = comp[comp > 0] + len(seg_class)
@@ -229,6 +233,7 @@ def segment_table(
     connectivity: int = 2,
     ignore_index: int = IGNORE_INDEX,
     scene_offset: int = 0,
+    background: int | None = 0,
 ) -> pd.DataFrame:
     """Return one row per predicted segment of ``probs`` ``(N, K, H, W)``: scene, class, softmax features and, with ``labels``, the IoU.
 
@@ -236,7 +241,8 @@ def segment_table(
     summarised by their mean over the segment, boundary and interior (columns ``mi_mean``,
     ``mi_bd_mean``, ``mi_in_mean``). Scenes are numbered from ``scene_offset``. With ``labels``, the
     columns ``iou`` (adjusted), ``iou_unadjusted``, ``false_positive`` (IoU = 0) and ``ignore_fraction``
-    are added.
+    are added. Scenes without segments give no row; a table without any row still has every column,
+    with its dtype. ``classes=None`` takes every class but ``background`` (``None``: every class).
     """
     p = _to_numpy(probs, "probs")
     y = None if labels is None else _to_numpy(labels, "labels")
@@ -244,7 +250,7 @@ def segment_table(
     _check_scene(p, y, ex, ignore_index)
     connectivity = _check_connectivity(connectivity)
     k = p.shape[1]
-    cls = _check_classes(classes, k)
+    cls = _check_classes(classes, k, background)
     if isinstance(scene_offset, bool) or not isinstance(scene_offset, int) or scene_offset < 0:
         raise ValueError(f"scene_offset must be an int >= 0, got {scene_offset!r}")
     measures = pixel_measures(p)
@@ -284,8 +290,23 @@ def segment_table(
             out["ignore_fraction"] = ign / out["size"]
         rows.append(pd.DataFrame(out))
     if not rows:
-        return pd.DataFrame(columns=["scene", "segment", "cls", *SOFTMAX_FEATURES])
+        return _empty_table(list(measures), list(ex), with_labels=y is not None)
     return pd.concat(rows, ignore_index=True)
+
+
+def _empty_table(measures: list[str], extra: list[str], with_labels: bool) -> pd.DataFrame:
+    """The table of no segment: the columns of :func:`segment_table`, in its order, with its dtypes."""
+    columns: dict[str, type] = {"scene": np.int64, "segment": np.int64, "cls": np.int64}
+    for r in REGIONS:
+        for name in measures + extra:
+            columns[f"{name}{r}_mean"] = np.float64
+            if name in measures:
+                columns[f"{name}{r}_std"] = np.float64
+        columns[f"size{r}"] = np.int64
+    columns |= {"bd_ratio": np.float64, "max_softmax_min": np.float64}
+    if with_labels:
+        columns |= {"iou": np.float64, "iou_unadjusted": np.float64, "false_positive": np.bool_, "ignore_fraction": np.float64}
+    return pd.DataFrame({name: np.zeros(0, dtype=dtype) for name, dtype in columns.items()})
 
 
 def stream_segments(
@@ -293,6 +314,7 @@ def stream_segments(
     classes: Iterable[int] | None = None,
     connectivity: int = 2,
     ignore_index: int = IGNORE_INDEX,
+    background: int | None = 0,
 ) -> pd.DataFrame:
     """Return :func:`segment_table` over an iterable of ``(probs, labels)`` or ``(probs, labels, extra)`` batches, scenes numbered on."""
     cls = None if classes is None else list(classes)
@@ -302,7 +324,7 @@ def stream_segments(
             raise TypeError("each batch must be a tuple (probs, labels) or (probs, labels, extra)")
         probs, labels = b[0], b[1]
         extra = b[2] if len(b) == 3 else None
-        tables.append(segment_table(probs, labels, extra, cls, connectivity, ignore_index, offset))
+        tables.append(segment_table(probs, labels, extra, cls, connectivity, ignore_index, offset, background))
         offset += int(probs.shape[0])
     if not tables:
         raise ValueError("batches must hold at least one batch")
@@ -315,6 +337,7 @@ def digit_table(
     classes: Iterable[int] | None = None,
     connectivity: int = 2,
     ignore_index: int = IGNORE_INDEX,
+    background: int | None = 0,
 ) -> pd.DataFrame:
     """Return one row per ground-truth object (component of one class in ``labels``): its mean max-softmax and its majority prediction.
 
@@ -326,7 +349,7 @@ def digit_table(
     y = _to_numpy(labels, "labels")
     _check_scene(p, y, {}, ignore_index)
     k = p.shape[1]
-    cls = _check_classes(classes, k)
+    cls = _check_classes(classes, k, background)
     structure = ndimage.generate_binary_structure(2, _check_connectivity(connectivity))
     pred = p.argmax(1)
     ms = p.max(1)
@@ -427,11 +450,16 @@ def bootstrap_auroc(
     scores: dict[str, np.ndarray | pd.Series],
     n_boot: int = 1000,
     seed: int = 0,
+    n_scenes: int | None = None,
 ) -> pd.DataFrame:
     """Return the AUROC of each score (columns) for ``n_boot`` resamples of whole scenes (rows), the same resamples for all.
 
     Each segment counts as often as its scene is drawn (weights from :func:`utils.spread.scene_weights`);
-    ties count one half. Differences of two columns give a paired bootstrap of an AUROC gap.
+    ties count one half. Differences of two columns give a paired bootstrap of an AUROC gap. By default
+    the scenes drawn are those that hold a segment; with ``n_scenes``, ``scenes`` are indices in
+    ``[0, n_scenes)`` and all ``n_scenes`` are drawn, so that two tables of the same scenes (two models'
+    segments) share their resamples: a paired bootstrap across models. A draw without a positive or a
+    negative segment has AUROC NaN.
     """
     from .spread import scene_weights
 
@@ -441,8 +469,15 @@ def bootstrap_auroc(
         raise ValueError("positive must be a bool array with one entry per segment, like scenes")
     if not pos.any() or pos.all():
         raise ValueError("positive must hold both positive and negative segments")
-    uniq, inv = np.unique(s, return_inverse=True)
-    w = scene_weights(len(uniq), n_boot, seed).numpy()[:, inv]  # (R, n) weight of each segment
+    if n_scenes is None:
+        uniq, inv = np.unique(s, return_inverse=True)
+        w = scene_weights(len(uniq), n_boot, seed).numpy()[:, inv]  # (R, n) weight of each segment
+    else:
+        if isinstance(n_scenes, bool) or not isinstance(n_scenes, (int, np.integer)) or n_scenes < 1:
+            raise ValueError(f"n_scenes must be an int >= 1, got {n_scenes!r}")
+        if not np.issubdtype(s.dtype, np.integer) or s.min() < 0 or s.max() >= n_scenes:
+            raise ValueError(f"with n_scenes, scenes must be integer indices in [0, {n_scenes})")
+        w = scene_weights(int(n_scenes), n_boot, seed).numpy()[:, s]
     out = {}
     for name, score in scores.items():
         v = np.asarray(score, dtype=float)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -105,3 +106,16 @@ def _check_prob_values(p: torch.Tensor) -> None:
     if err > 1e-3:
         raise ValueError(f"probs must sum to 1 over dim 1 (classes), but a pixel is off by {err:.3g}")
 
+
+
+def _check_background(background: object, num_classes: int | None = None, allow_none: bool = False) -> int | None:
+    """Return the background class as an int in ``[0, num_classes)`` (``None`` only where ``allow_none``)."""
+    if background is None and allow_none:
+        return None
+    if isinstance(background, bool) or not isinstance(background, numbers.Integral):
+        also = " or None (no background class)" if allow_none else ""
+        raise TypeError(f"background must be a class index (int){also}, got {background!r}")
+    if background < 0 or (num_classes is not None and background >= num_classes):
+        bound = f"[0, {num_classes})" if num_classes is not None else ">= 0"
+        raise ValueError(f"background must be a class in {bound}, got {background!r}")
+    return int(background)
