@@ -1,0 +1,166 @@
+"""Tests of utils.failure on hand-made cases: image risk, aggregators and image-level selective metrics."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from utils import failure
+
+
+def _maps(*rows: list[list[int]]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.long)
+
+
+# ------------------------------------------------------------------ image risk
+
+
+def test_image_risk_dice_and_iou_by_hand():
+    y = _maps([[1, 1, 0, 0], [1, 1, 0, 0]])
+    pred = _maps([[1, 0, 1, 0], [1, 0, 1, 0]])  # 2 of 4 true pixels found, 2 false pixels
+    assert failure.image_risk(pred, y).item() == pytest.approx(1 - 2 * 2 / 8)
+    assert failure.image_risk(pred, y, kind="iou").item() == pytest.approx(1 - 2 / 6)
+    assert failure.image_risk(y, y).item() == 0.0
+
+
+def test_image_risk_counts_a_wrong_class_as_no_overlap():
+    y = _maps([[1, 1], [0, 0]])
+    assert failure.image_risk(_maps([[2, 2], [0, 0]]), y).item() == 1.0
+    assert failure.image_risk(_maps([[1, 2], [0, 0]]), y).item() == pytest.approx(0.5)
+
+
+def test_image_risk_of_empty_foregrounds():
+    empty = _maps([[0, 0], [0, 0]])
+    some = _maps([[0, 3], [0, 0]])
+    risks = failure.image_risk(torch.cat([empty, some, empty]), torch.cat([empty, empty, some]))
+    assert risks.tolist() == [0.0, 1.0, 1.0]
+
+
+def test_image_risk_leaves_out_ignored_pixels_and_takes_the_background_class():
+    y = _maps([[1, 255], [0, 0]])
+    assert failure.image_risk(_maps([[1, 4], [0, 0]]), y).item() == 0.0
+    # background 2: the same scene with classes 0 and 2 swapped gives the same risk
+    y0, p0 = _maps([[1, 1, 0], [0, 3, 0]]), _maps([[1, 0, 0], [3, 3, 0]])
+    swap = lambda t: torch.where(t == 0, 2, torch.where(t == 2, 0, t))  # noqa: E731
+    assert failure.image_risk(swap(p0), swap(y0), background=2).item() == pytest.approx(failure.image_risk(p0, y0).item())
+
+
+def test_image_risk_refuses_bad_input():
+    y = _maps([[0, 1]])
+    with pytest.raises(ValueError, match="kind"):
+        failure.image_risk(y, y, kind="f1")
+    with pytest.raises(ValueError, match="pred"):
+        failure.image_risk(y.float(), y)
+    with pytest.raises(ValueError, match="pred"):
+        failure.image_risk(_maps([[0, 1, 1]]), y)
+    with pytest.raises(ValueError, match="background"):
+        failure.image_risk(y, y, background=-1)
+
+
+# ------------------------------------------------------------------ aggregators
+
+
+def test_mean_and_foreground_mean():
+    m = torch.tensor([[[0.0, 1.0], [0.5, 0.5]], [[0.2, 0.2], [0.2, 0.6]]])
+    pred = _maps([[0, 1], [0, 0]], [[0, 0], [0, 0]])
+    assert failure.mean_all(m).tolist() == pytest.approx([0.5, 0.3])
+    # image 2 predicts no foreground: its score is the image mean
+    assert failure.mean_foreground(m, pred).tolist() == pytest.approx([1.0, 0.3])
+    assert failure.aggregate(m, "foreground mean", pred=pred).tolist() == pytest.approx([1.0, 0.3])
+
+
+def test_interior_mean_leaves_out_the_predicted_boundary():
+    pred = torch.zeros(1, 5, 5, dtype=torch.long)
+    pred[0, 2, 2] = 1  # one predicted pixel: it and its 8 neighbours are boundary
+    m = torch.zeros(1, 5, 5)
+    m[0, 1:4, 1:4] = 1.0
+    assert failure.mean_interior(m, pred).item() == 0.0
+    assert failure.mean_all(m).item() == pytest.approx(9 / 25)
+
+
+def test_patch_max_finds_the_hottest_window_and_share_above_counts():
+    m = torch.zeros(1, 6, 6)
+    m[0, 4:6, 4:6] = 1.0
+    m[0, 0, 0] = 1.0
+    assert failure.patch_max(m, 2).item() == 1.0
+    assert failure.patch_max(m, 3).item() == pytest.approx(4 / 9)
+    assert failure.share_above(m, 0.5).item() == pytest.approx(5 / 36)
+    with pytest.raises(ValueError, match="patch"):
+        failure.patch_max(m, 7)
+    with pytest.raises(ValueError, match="how"):
+        failure.aggregate(m, "median")
+    with pytest.raises(ValueError, match="pred"):
+        failure.aggregate(m, "interior mean")
+
+
+def test_pairwise_dice_by_hand():
+    a = _maps([[1, 1], [0, 0]], [[0, 0], [0, 0]])
+    b = _maps([[1, 0], [0, 0]], [[0, 0], [0, 0]])
+    c = _maps([[2, 2], [0, 0]], [[0, 0], [0, 0]])
+    # pairs: a-b Dice 2/3, a-c 0, b-c 0 -> mean 2/9; second image: all empty, Dice 1
+    assert failure.pairwise_dice([a, b, c]).tolist() == pytest.approx([1 - 2 / 9, 0.0])
+    assert failure.pairwise_dice([a, a]).tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="at least two"):
+        failure.pairwise_dice([a])
+
+
+# ------------------------------------------------------------------ selective metrics
+
+
+def test_aurc_augrc_and_e_aurc_by_hand():
+    scores, risks = [0.1, 0.2, 0.3], [0.0, 1.0, 0.0]
+    # accepted in order: R = [0, 1/2, 1/3], G = [0, 1/3, 1/3]; perfect order [0, 0, 1]: R* = [0, 0, 1/3]
+    assert failure.aurc(scores, risks) == pytest.approx((0 + 1 / 2 + 1 / 3) / 3)
+    assert failure.augrc(scores, risks) == pytest.approx((0 + 1 / 3 + 1 / 3) / 3)
+    assert failure.e_aurc(scores, risks) == pytest.approx((1 / 2 + 1 / 3) / 3 - (1 / 3) / 3)
+    assert failure.e_aurc(risks, risks) == 0.0
+
+
+def test_ties_are_the_expectation_over_random_orders():
+    torch.manual_seed(0)
+    scores = torch.tensor([0.3, 0.1, 0.3, 0.3, 0.2, 0.1])
+    risks = torch.rand(6).double()
+    orders = []  # brute force: every order consistent with the scores
+    for perm in itertools.permutations(range(6)):
+        if all(scores[perm[i]] <= scores[perm[i + 1]] for i in range(5)):
+            orders.append(risks[list(perm)])
+    brute_aurc = sum(float((o.cumsum(0) / torch.arange(1, 7)).mean()) for o in orders) / len(orders)
+    brute_augrc = sum(float((o.cumsum(0) / 6).mean()) for o in orders) / len(orders)
+    assert failure.aurc(scores, risks) == pytest.approx(brute_aurc, abs=1e-12)
+    assert failure.augrc(scores, risks) == pytest.approx(brute_augrc, abs=1e-12)
+
+
+def test_augrc_of_binary_failures_matches_traub_et_al():
+    # Traub et al.: with binary failures, AUGRC averages over coverage the share of all images that are
+    # accepted failures; a constant score gives the expectation: (1/n) sum_k (k/n) * rate = rate (n+1)/(2n)
+    risks = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0])
+    assert failure.augrc(torch.zeros(5), risks) == pytest.approx(0.4 * 6 / 10)
+    # a perfect ranking accepts the failures last: G = [0, 0, 0, 1/5, 2/5]
+    assert failure.augrc(risks, risks) == pytest.approx((1 / 5 + 2 / 5) / 5)
+
+
+def test_risk_at_coverage_and_coverage_at_risk():
+    scores, risks = [0.1, 0.2, 0.3], [0.0, 1.0, 0.0]
+    assert failure.risk_at_coverage(scores, risks, 2 / 3) == pytest.approx(0.5)
+    assert failure.risk_at_coverage(scores, risks, 1.0) == pytest.approx(1 / 3)
+    assert failure.coverage_at_risk(scores, risks, 0.3) == pytest.approx(1 / 3)
+    assert failure.coverage_at_risk(scores, risks, 0.4) == 1.0
+    assert failure.coverage_at_risk([0.1, 0.2], [1.0, 1.0], 0.5) == 0.0
+    curve = failure.selective_curve(scores, risks)
+    assert curve["coverage"].tolist() == pytest.approx([1 / 3, 2 / 3, 1.0])
+
+
+def test_selective_metrics_refuse_bad_input():
+    with pytest.raises(ValueError, match="one value per image"):
+        failure.aurc([0.1, 0.2], [0.0])
+    with pytest.raises(ValueError, match="risks must lie"):
+        failure.aurc([0.1], [1.5])
+    with pytest.raises(ValueError, match="scores holds NaN"):
+        failure.augrc([math.nan], [0.0])
+    with pytest.raises(ValueError, match="non-empty"):
+        failure.aurc([], [])
+    with pytest.raises(ValueError, match="coverage"):
+        failure.risk_at_coverage([0.1], [0.0], 0.0)
