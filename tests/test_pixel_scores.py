@@ -137,12 +137,14 @@ def test_features_hook_on_a_dict_out_model_and_the_unet():
     model = DictModel()
     x = torch.rand(3, 1, 8, 8)
     feats, logits = scores.features_and_logits(model, x, "classifier.1", batch_size=2)
-    assert torch.allclose(feats, model.classifier[0](model.backbone(x)))
-    assert torch.allclose(logits, model(x)["out"])
+    # batches of 2 and of 3 may take different convolution kernels (they do under ATEN_CPU_CAPABILITY=default):
+    # equal up to float32 rounding
+    assert torch.allclose(feats, model.classifier[0](model.backbone(x)), rtol=1e-5, atol=1e-6)
+    assert torch.allclose(logits, model(x)["out"], rtol=1e-5, atol=1e-6)
     # the hook is removed afterwards, the same by module
     assert not model.classifier[1]._forward_pre_hooks
     feats2, _ = scores.features_and_logits(model, x, model.classifier[1])
-    assert torch.allclose(feats, feats2)
+    assert torch.allclose(feats, feats2, rtol=1e-5, atol=1e-6)
     unet = UNet(width=4, depth=2).train()
     f, z = scores.features_and_logits(unet, torch.rand(2, 1, 16, 16))
     assert f.shape == (2, 4, 16, 16) and z.shape == (2, 11, 16, 16)

@@ -372,8 +372,12 @@ def test_the_background_class_is_taken_from_the_argument():
     val2 = (val[0], _relabel(val[1], perm))
     got = report.diagnose(moved, (x, _relabel(y, perm)), val=val2, ood={"px": (x, _relabel(yo, perm))}, background=2, **kw)
     # equal up to float32 rounding (softmax sums over the classes in another order), which may move a pixel across
-    # a histogram bin of the binned AUROCs
-    pd.testing.assert_frame_equal(_frame(got), _frame(want), rtol=1e-5, atol=1e-5)
+    # a histogram bin of the binned AUROCs; an interval's end is one bootstrap replicate, and a near-tie between two
+    # segments' scores that the rounding flips moves it by about one segment's weight (3e-4 measured under
+    # ONEDNN_MAX_CPU_ISA=AVX ATEN_CPU_CAPABILITY=default, 0 natively), so the ends get a looser tolerance
+    g, w, ends = _frame(got), _frame(want), ["low", "high"]
+    pd.testing.assert_frame_equal(g.drop(columns=ends), w.drop(columns=ends), rtol=1e-5, atol=1e-5)
+    pd.testing.assert_frame_equal(g[ends], w[ends], rtol=0, atol=2e-3)
     assert got.thresholds == want.thresholds and got.temperature == pytest.approx(want.temperature, rel=1e-12)
     assert {"mask FNR (α = 0.1)", "false-positive segment AUROC", "ECE, boundary pixels"} <= set(got.table["measure"])
     # the old rule, class 0 as the background, gives another threshold and another miss rate
