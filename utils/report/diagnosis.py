@@ -7,10 +7,11 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["COMPARE_COLUMNS", "Diagnosis", "SKIPPED_COLUMNS"]
+__all__ = ["COMPARE_COLUMNS", "METHOD_COMPARE_COLUMNS", "Diagnosis", "SKIPPED_COLUMNS"]
 
-#: Columns of :meth:`Diagnosis.compare` and of :attr:`Diagnosis.skipped`.
+#: Columns of :meth:`Diagnosis.compare`, of :meth:`Diagnosis.compare_methods` and of :attr:`Diagnosis.skipped`.
 COMPARE_COLUMNS = ["measure", "method", "difference", "low", "high", "separated"]
+METHOD_COMPARE_COLUMNS = ["measure", "difference", "low", "high", "separated"]
 SKIPPED_COLUMNS = ["measure", "method", "reason"]
 
 
@@ -26,7 +27,10 @@ class Diagnosis:
     ``skipped``: the rows that were asked for but could not be given (measure, method, reason), e.g.
     a segment AUROC without any predicted segment, or the foreground rows with ``background=None``.
     ``images``: the number of images of every set; ``fingerprints``, ``paired``: what
-    :meth:`compare` needs (per-unit sums, segment and image scores; at most ``max_units`` rows each).
+    :meth:`compare` and :meth:`compare_methods` need (per-unit sums, segment and image scores; at most
+    ``max_units`` rows of sums each). ``reliability``: the bins behind the reliability diagrams of the data,
+    ``{"reliability" or "reliability, <foreground> pixels": {method: ReliabilityBins}}`` (empty with
+    ``figures=False``); ``bins.gap`` > 0 is an under-confident bin, < 0 an over-confident one.
     """
 
     table: pd.DataFrame
@@ -40,6 +44,7 @@ class Diagnosis:
     max_units: int = 1000
     n_boot: int = 1000
     seed: int = 0
+    reliability: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def wide(self, digits: int = 3) -> pd.DataFrame:
         """Return the table as measure x method (values only), like the answer chapter's table."""
@@ -65,6 +70,28 @@ class Diagnosis:
             diff, low, high = self.paired[key].difference(other.paired[key], self.n_boot, self.seed)
             rows.append((*key, diff, low, high, bool(low > 0 or high < 0)))
         return pd.DataFrame(rows, columns=COMPARE_COLUMNS)
+
+    def compare_methods(self, a: str, b: str) -> pd.DataFrame:
+        """Return the paired bootstrap difference of two methods of this result, ``a - b``, on every measure both hold.
+
+        Both methods were measured on the same images, so each bootstrap draw resamples the same units
+        (images) for both, as :meth:`compare` does for two results: e.g. ``compare_methods("MC dropout",
+        "max-softmax")`` or ``compare_methods("temperature-scaled", "max-softmax")``. ``separated`` is True
+        where the 95 % interval excludes zero. Columns: measure, difference, low, high, separated; the rows
+        in the table's order.
+        """
+        known = list(dict.fromkeys(self.table["method"]))
+        for name, method in (("a", a), ("b", b)):
+            if not isinstance(method, str) or method not in known:
+                raise ValueError(f"{name} must be one of this result's methods {known}, got {method!r}")
+        rows = []
+        for measure in dict.fromkeys(self.table["measure"]):
+            x, y = self.paired.get((measure, a)), self.paired.get((measure, b))
+            if x is None or y is None or type(x) is not type(y):
+                continue
+            diff, low, high = x.difference(y, self.n_boot, self.seed)
+            rows.append((measure, diff, low, high, bool(low > 0 or high < 0)))
+        return pd.DataFrame(rows, columns=METHOD_COMPARE_COLUMNS)
 
     def _check_same_images(self, other: Diagnosis) -> None:
         if self.max_units != other.max_units:
