@@ -569,6 +569,16 @@ def test_compare_methods_is_the_paired_bootstrap_of_two_methods_on_the_same_imag
     assert "noise AUROC, images" in set(d.compare_methods("MC dropout", "max-softmax")["measure"])
     same = d.compare_methods("max-softmax", "max-softmax")
     assert (same[["difference", "low", "high"]].abs().to_numpy() < 1e-12).all() and not same["separated"].any()
+    # measures= computes only the rows asked for, with the same numbers
+    some = d.compare_methods("temperature-scaled", "max-softmax", measures=["noise AUROC, images", "ECE"])
+    assert list(some["measure"]) == ["ECE", "noise AUROC, images"]
+    pd.testing.assert_frame_equal(some.set_index("measure"), got.loc[["ECE", "noise AUROC, images"]])
+    picked = report.diagnose(scaled, (x, y), **kw).compare(report.diagnose(model, (x, y), **kw), measures=["ECE"])
+    assert list(picked["measure"]) == ["ECE"] and picked["difference"].iloc[0] == pytest.approx(got.loc["ECE", "difference"], abs=1e-12)
+    with pytest.raises(ValueError, match="measures names rows"):
+        d.compare_methods("temperature-scaled", "max-softmax", measures=["ECE, nowhere"])
+    with pytest.raises(TypeError, match="measures must be a list"):
+        d.compare(d, measures="ECE")
     with pytest.raises(ValueError, match="a must be one of this result's methods"):
         d.compare_methods("ensemble", "max-softmax")
     with pytest.raises(ValueError, match="b must be one of"):
