@@ -542,6 +542,70 @@ def test_compare_gives_paired_bootstrap_differences_on_the_same_images():
     assert (same[["difference", "low", "high"]].abs().to_numpy() < 1e-12).all() and not same["separated"].any()
 
 
+def test_compare_methods_is_the_paired_bootstrap_of_two_methods_on_the_same_images():
+    x, y = _toy(12)
+    noise = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    model = TinyNet().eval()
+    kw = dict(ood={"noise": noise}, figures=False, progress=False, n_boot=200)
+    d = report.diagnose(model, (x, y), temperature=1.7, mc_dropout=3, **kw)
+    diff = d.compare_methods("temperature-scaled", "max-softmax")
+    assert list(diff.columns) == ["measure", "difference", "low", "high", "separated"]
+    t = _frame(d)
+    both = [m for m in dict.fromkeys(d.table["measure"]) if (m, "temperature-scaled") in t.index and (m, "max-softmax") in t.index]
+    assert list(diff["measure"]) == both and {"ECE, foreground pixels", "noise AUROC, images", "false-positive segment AUROC"} <= set(both)
+    got = diff.set_index("measure")
+    np.testing.assert_allclose(got.loc[both, "difference"],
+                               t.xs("temperature-scaled", level="method").loc[both, "value"]
+                               - t.xs("max-softmax", level="method").loc[both, "value"], atol=1e-12)  # fmt: skip
+    assert (got["separated"] == ((got["low"] > 0) | (got["high"] < 0))).all()
+    # by hand: utils.spread's paired bootstrap of the foreground ECE over the same images
+    scaled = calibration.TemperatureScaled(model, 1.7).eval()
+    fg = y != 0
+    sums = [spread.calibration_sums(uncertainty.single(m, x).probs, y, mask=fg) for m in (scaled, model)]
+    want = spread.bootstrap(sums, lambda s, u: spread.ece(s) - spread.ece(u), n_boot=200)
+    row = got.loc["ECE, foreground pixels"]
+    assert (row["difference"], row["low"], row["high"]) == pytest.approx(want, abs=1e-12)
+    # the same numbers as comparing two results: the temperature-scaled model's report against the plain one's
+    two = report.diagnose(scaled, (x, y), **kw).compare(report.diagnose(model, (x, y), **kw))
+    two = two[two["method"] == "max-softmax"].set_index("measure")
+    np.testing.assert_allclose(got.loc[two.index, ["difference", "low", "high"]], two[["difference", "low", "high"]], atol=1e-12)
+    # MC dropout against the plain softmax, and a method against itself (all zero, nothing separated)
+    assert "noise AUROC, images" in set(d.compare_methods("MC dropout", "max-softmax")["measure"])
+    same = d.compare_methods("max-softmax", "max-softmax")
+    assert (same[["difference", "low", "high"]].abs().to_numpy() < 1e-12).all() and not same["separated"].any()
+    # measures= computes only the rows asked for, with the same numbers
+    some = d.compare_methods("temperature-scaled", "max-softmax", measures=["noise AUROC, images", "ECE"])
+    assert list(some["measure"]) == ["ECE", "noise AUROC, images"]
+    pd.testing.assert_frame_equal(some.set_index("measure"), got.loc[["ECE", "noise AUROC, images"]])
+    picked = report.diagnose(scaled, (x, y), **kw).compare(report.diagnose(model, (x, y), **kw), measures=["ECE"])
+    assert list(picked["measure"]) == ["ECE"] and picked["difference"].iloc[0] == pytest.approx(got.loc["ECE", "difference"], abs=1e-12)
+    with pytest.raises(ValueError, match="measures names rows"):
+        d.compare_methods("temperature-scaled", "max-softmax", measures=["ECE, nowhere"])
+    with pytest.raises(TypeError, match="measures must be a list"):
+        d.compare(d, measures="ECE")
+    with pytest.raises(ValueError, match="a must be one of this result's methods"):
+        d.compare_methods("ensemble", "max-softmax")
+    with pytest.raises(ValueError, match="b must be one of"):
+        d.compare_methods("max-softmax", 3)
+
+
+def test_the_reliability_bins_are_those_of_the_figures_and_of_the_ece_rows():
+    x, y = _toy(8)
+    d = report.diagnose(TinyNet().eval(), (x, y), temperature=1.5, progress=False, n_boot=10, segments_for=())
+    assert set(d.reliability) == {"reliability", "reliability, foreground pixels"} == set(d.figures) & set(d.reliability)
+    t = _frame(d)
+    for which, measure, mask in [("reliability", "ECE", y >= 0), ("reliability, foreground pixels", "ECE, foreground pixels", y != 0)]:
+        assert set(d.reliability[which]) == {"max-softmax", "temperature-scaled"}
+        for method, bins in d.reliability[which].items():
+            assert bins.count.sum() == int(mask.sum())
+            filled = bins.count > 0
+            ece = float((bins.count[filled] * np.abs(bins.gap[filled])).sum() / bins.count.sum())
+            assert ece == pytest.approx(t.loc[(measure, method), "value"], abs=1e-9)
+    for fig in d.figures.values():
+        fig.clf()
+    assert report.diagnose(TinyNet().eval(), (x, y), progress=False, n_boot=10, segments_for=(), figures=False).reliability == {}
+
+
 def test_compare_refuses_results_on_other_images():
     x, y = _toy(12)
     kw = dict(figures=False, progress=False, n_boot=20, segments_for=())

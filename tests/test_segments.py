@@ -161,6 +161,14 @@ def test_cross_validation_and_bootstrap() -> None:
     assert vals.shape == (200,) and vals.std() > 0
     model = segments.fit_meta(table, ["a", "b"], "fp")
     assert model.predict_proba(table[["a", "b"]])[:, 1].shape == (n,)
+    # the logistic LASSO (MetaSeg's meta-classifier) sets some of ten pure-noise features to exactly 0; L2 none
+    noise = [f"n{i}" for i in range(10)]
+    wide = table.assign(**{c: rng.normal(size=n) for c in noise})
+    l1_coef = segments.fit_meta(wide, ["a", *noise], "fp", penalty="l1")[-1].coef_[0]
+    l2_coef = segments.fit_meta(wide, ["a", *noise], "fp")[-1].coef_[0]
+    assert (l1_coef[1:] == 0).any() and not (l2_coef == 0).any() and abs(l1_coef[0]) > 1
+    out1, folds1 = segments.cross_validated(table, ["a", "b"], "fp", penalty="l1")
+    assert len(out1) == n and min(folds1) > 0.8
 
 
 def test_bad_arguments() -> None:
@@ -199,6 +207,10 @@ def test_bad_arguments() -> None:
         segments.label_segments(np.full((2, 2), 5), 3)
     with pytest.raises(ValueError, match="kind"):
         segments.fit_meta(pd.DataFrame({"scene": [0, 1], "a": [0.0, 1.0], "t": [0, 1]}), ["a"], "t", kind="tree")
+    with pytest.raises(ValueError, match="penalty must be"):
+        segments.fit_meta(pd.DataFrame({"scene": [0, 1], "a": [0.0, 1.0], "t": [0, 1]}), ["a"], "t", penalty="l0")
+    with pytest.raises(ValueError, match="classify' only"):
+        segments.fit_meta(pd.DataFrame({"scene": [0, 1], "a": [0.0, 1.0], "t": [0.0, 1.0]}), ["a"], "t", kind="regress", penalty="l1")
     with pytest.raises(ValueError, match="NaN"):
         segments.cross_validated(pd.DataFrame({"scene": [0, 1], "a": [0.0, 1.0], "t": [0, np.nan]}), ["a"], "t")
     with pytest.raises(ValueError, match="lacks the columns"):

@@ -377,34 +377,58 @@ def _check_table(table: pd.DataFrame, features: Sequence[str], target: str) -> N
         raise ValueError(f"table[{target!r}] holds NaN (drop segments without IoU first)")
 
 
-def _model(kind: str):
+def _model(kind: str, penalty: str = "l2"):
     from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if penalty not in ("l2", "l1"):
+        raise ValueError(f"penalty must be 'l2' or 'l1', got {penalty!r}")
     if kind == "classify":
+        if penalty == "l1":  # MetaSeg's logistic LASSO, at scikit-learn's default strength C = 1
+            return make_pipeline(StandardScaler(), _logistic_lasso())
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     if kind == "regress":
+        if penalty != "l2":
+            raise ValueError("penalty='l1' is for kind='classify' only; the regression is unpenalised")
         return make_pipeline(StandardScaler(), LinearRegression())
     raise ValueError(f"kind must be 'classify' or 'regress', got {kind!r}")
 
 
-def fit_meta(table: pd.DataFrame, features: Sequence[str], target: str, kind: str = "classify"):
-    """Fit a standardised logistic (``kind="classify"``) or linear (``"regress"``) meta-model of ``target`` on ``features``."""
+def _logistic_lasso():
+    """An L1-penalised logistic regression, spelt as the installed scikit-learn wants it (1.8 deprecated ``penalty``)."""
+    import re
+
+    import sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    version = tuple(int(v) for v in re.findall(r"\d+", sklearn.__version__)[:2])
+    if version >= (1, 8):
+        return LogisticRegression(l1_ratio=1.0, solver="liblinear", max_iter=2000)
+    return LogisticRegression(penalty="l1", solver="liblinear", max_iter=2000)
+
+
+def fit_meta(table: pd.DataFrame, features: Sequence[str], target: str, kind: str = "classify", penalty: str = "l2"):
+    """Fit a standardised logistic (``kind="classify"``) or linear (``"regress"``) meta-model of ``target`` on ``features``.
+
+    The logistic model is L2-penalised (scikit-learn's default, C = 1); ``penalty="l1"`` makes it a
+    logistic LASSO, the meta-classifier of MetaSeg. The linear regression is unpenalised.
+    """
     _check_table(table, features, target)
-    model = _model(kind)
+    model = _model(kind, penalty)
     model.fit(table[list(features)].astype(float), table[target].to_numpy())
     return model
 
 
 def cross_validated(
-    table: pd.DataFrame, features: Sequence[str], target: str, kind: str = "classify", n_splits: int = 5
+    table: pd.DataFrame, features: Sequence[str], target: str, kind: str = "classify", n_splits: int = 5,
+    penalty: str = "l2",
 ) -> tuple[np.ndarray, list[float]]:
     """Return out-of-fold meta-model outputs and per-fold scores, folds grouped by scene (GroupKFold).
 
     For ``kind="classify"`` the output is the probability that ``target`` is true and the fold score
     its AUROC; for ``"regress"`` the prediction of ``target`` and the fold score its R². No model
-    sees a segment of the scenes it is scored on.
+    sees a segment of the scenes it is scored on. ``penalty``: as in :func:`fit_meta`.
     """
     from sklearn.metrics import r2_score, roc_auc_score
     from sklearn.model_selection import GroupKFold
@@ -418,7 +442,7 @@ def cross_validated(
     out = np.zeros(len(table))
     scores = []
     for train, test in GroupKFold(n_splits=n_splits).split(x, t, groups):
-        model = _model(kind).fit(x[train], t[train])
+        model = _model(kind, penalty).fit(x[train], t[train])
         if kind == "classify":
             out[test] = model.predict_proba(x[test])[:, 1]
             scores.append(float(roc_auc_score(t[test], out[test])))

@@ -5,7 +5,8 @@ in-distribution data and optional held-out validation data, shifted data and out
 data, batch by batch, and returns a :class:`Diagnosis`: one tidy :class:`pandas.DataFrame` (one row per
 measure and method, with a 95 % bootstrap interval over images), the rows it had to leave out with the
 reason (``skipped``), and the standard figures. ``a.compare(b)`` gives the paired bootstrap difference
-of two results on the same images (two models, or two settings), row by row.
+of two results on the same images (two models, or two settings), row by row; ``d.compare_methods(m1, m2)``
+that of two methods of one result (e.g. MC dropout and the plain softmax).
 
 The measures and their names are those of the answer chapter (``book/11_the_answer.ipynb``), with
 ``foreground`` for the chapter's ``digit`` (pass ``foreground="digit"`` to get its names exactly). The
@@ -156,7 +157,7 @@ def diagnose(
     ``(images, severity) -> images or (images, labels)``. ``mc_dropout=S`` adds MC dropout with S
     samples (the model needs dropout layers). ``temperature`` fixes T instead of fitting it on ``val``;
     the fit keeps at most ``val_cache_mb`` of validation logits. Compare two results on the same images
-    with ``a.compare(b)``.
+    with ``a.compare(b)``, two methods of one result with ``d.compare_methods(m1, m2)``.
     """
     models = check_models(model)
     settings = _settings(background, foreground, ignore_index, max_units, n_boot, seed)
@@ -255,7 +256,8 @@ def _assemble(run: _Run, measures: list[Measure], methods: list[str], set_order:
     table = pd.DataFrame(rows, columns=["measure", "method", "value", "low", "high", "images"])
     s = run.settings
     return Diagnosis(table, maker.figures() if maker is not None else {}, fit.temperature, fit.thresholds, run.images,
-                     pd.DataFrame(skipped, columns=SKIPPED_COLUMNS), run.fingerprints, paired, s.max_units, s.n_boot, s.seed)  # fmt: skip
+                     pd.DataFrame(skipped, columns=SKIPPED_COLUMNS), run.fingerprints, paired, s.max_units, s.n_boot, s.seed,
+                     maker.reliability() if maker is not None else {})  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------

@@ -60,6 +60,15 @@ class FigureMaker:
         wrong = (b.pred.prediction != b.labels) & labelled
         meters["risk"].update(uncertainty_score(b.pred), wrong, mask=labelled)
 
+    def reliability(self) -> dict[str, dict[str, Any]]:
+        """Return the reliability bins of every method, ``{"reliability" or "reliability, <fg> pixels": {method: bins}}``."""
+        out: dict[str, dict[str, Any]] = {}
+        for which in ("reliability", f"reliability, {self.settings.fg}"):
+            bins = {m: v[which].reliability() for m, v in self.meters.items() if which in v and v[which].count}
+            if bins:
+                out[which] = bins
+        return out
+
     def figures(self) -> dict[str, Any]:
         """Return the figures (closed: a notebook displays only those it asks for)."""
         from ..plots import show_reliability, show_report_heatmaps, show_risk_coverage
