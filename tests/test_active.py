@@ -254,6 +254,23 @@ def test_fine_tuning_leaves_the_initial_model_unchanged_and_unlabelled_scenes_ar
         active.train_model(pool.images, torch.full_like(pool.labels, 255), TINY, 0)
 
 
+def test_a_saved_start_model_replays_the_first_round_exactly(tiny_runs, tiny_file, tmp_path):
+    results = active.load_results(tiny_file)
+    model = active.train_start(TINY, 1)
+    active.save_start(model, tmp_path / "start.pt", TINY, 1, results["date"])
+    loaded, seed = active.load_start(results, tmp_path / "start.pt")
+    assert seed == 1 and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    config = active.replay_config(results)
+    replay = active.run(config, [1], progress=False, start_models={1: loaded})
+    assert sorted(replay["runs"]) == sorted(active.REPLAY_ARMS)
+    for arm in active.REPLAY_ARMS:
+        assert replay["runs"][arm]["1"] == tiny_runs["runs"][arm]["1"][:2]
+    with pytest.raises(ValueError, match="another results file"):
+        active.load_start(results | {"date": "1999-01-01"}, tmp_path / "start.pt")
+    with pytest.raises(ValueError, match="start_models"):
+        active.run(config, [0], progress=False, start_models={1: loaded})
+
+
 # ------------------------------------------------------------------ results files
 
 

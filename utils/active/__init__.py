@@ -65,6 +65,7 @@ from .results import (
     replay_table,
     start_aurocs,
 )
+from .start import START_FILE, load_start, save_start, start_scenes, train_start
 from .scores import (
     area_scores,
     bald,
@@ -84,6 +85,7 @@ __all__ = [
     "REPLAY_KERNELS_FILE",
     "REPLAY_TOLERANCE",
     "RESULTS_FILE",
+    "START_FILE",
     "STRATEGIES",
     "TRAP_KINDS",
     "UNITS",
@@ -106,6 +108,7 @@ __all__ = [
     "final",
     "label_units",
     "least_confidence",
+    "load_start",
     "load_results",
     "make_trap_scene",
     "minimum_detectable_effect",
@@ -119,13 +122,16 @@ __all__ = [
     "replay_table",
     "ring_mask",
     "run",
+    "save_start",
     "scene_scores",
     "seeds_needed",
     "select",
     "sign_counts",
     "start_auroc",
     "start_aurocs",
+    "start_scenes",
     "train_model",
+    "train_start",
     "var_ratios",
     "variation_ratio_map",
 ]

@@ -22,6 +22,7 @@ from ..train import evaluate
 from ..uncertainty import mc_dropout, single
 from .config import ALConfig, arms, parse_arm
 from .pool import TRAP_KINDS, Pool, build_pool
+from .start import start_scenes
 from .scores import MC_STRATEGIES, area_scores, pixel_uncertainty, scene_scores, select
 
 __all__ = ["acquisition_stats", "boundary_share", "label_units", "ring_mask", "run", "start_auroc", "train_model"]
@@ -183,12 +184,6 @@ def start_auroc(maps: dict[str, torch.Tensor], pool: Pool, scored: torch.Tensor)
 # one seed
 
 
-def _start(config: ALConfig, seed: int) -> torch.Tensor:
-    """Return the labelled start: ``config.initial`` clean scene indices drawn with the seed alone, sorted."""
-    rng = np.random.default_rng([seed, 7919])
-    return torch.from_numpy(np.sort(rng.choice(config.pool_size, config.initial, replace=False)))
-
-
 def _training_set(pool: Pool, labelled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the scenes with any labelled pixel and their labels, 255 where not labelled."""
     scenes = labelled.flatten(1).any(1)
@@ -238,15 +233,16 @@ def _control(config: ALConfig, seed: int, pool: Pool, test: DigitScenes, model0:
     return records
 
 
-def _run_seed(config: ALConfig, seed: int, bar: Any = None) -> dict[str, Any]:
-    """Run every arm of ``config`` for one seed; return ``{"runs": {arm: records}, "control": records, "start_auroc", "seconds": s}``."""
+def _run_seed(config: ALConfig, seed: int, bar: Any = None, model0: UNet | None = None) -> dict[str, Any]:
+    """Run every arm of ``config`` for one seed (from ``model0`` if given, else a start model trained here); return its results."""
     clock = time.perf_counter()
     pool = build_pool(config.pool_size, config.n_traps, seed, config.scene_config)  # every kind, whichever pools run
     test = DigitScenes("test", config.n_test, config=config.scene_config)
-    start = _start(config, seed)
+    start = start_scenes(config, seed)
     labelled0 = torch.zeros(pool.labels.shape, dtype=torch.bool)
     labelled0[start] = True
-    model0 = train_model(*_training_set(pool, labelled0), config, seed * 1000)
+    if model0 is None:
+        model0 = train_model(*_training_set(pool, labelled0), config, seed * 1000)  # as start.train_start
     first = {"round": 0, "labelled_pixels": int(labelled0.sum()), "labelled_scenes": config.initial,
              **_test_scores(model0, test), "acquired": start.tolist()}  # fmt: skip
     every = arms(config)
@@ -271,6 +267,7 @@ def run(
     progress: bool = True,
     jobs: int = 1,
     on_seed: Callable[[int, dict[str, Any]], None] | None = None,
+    start_models: dict[int, UNet] | None = None,
 ) -> dict[str, Any]:
     """Run every arm of ``config`` for every seed; return ``{"runs": {arm: {seed: records}}, "control", "start_auroc", "seconds": {seed: ...}}``.
 
@@ -282,7 +279,8 @@ def run(
     the start model on the start alone; ``start_auroc`` (:func:`start_auroc`) says how well the start
     model's scores find each kind of trap scene. Uses ``config.threads`` torch threads (restored afterwards);
     ``jobs > 1`` runs the seeds in that many processes (same numbers). ``on_seed(seed, result)`` is
-    called as each seed finishes.
+    called as each seed finishes. ``start_models`` gives the start model of some seeds (e.g.
+    :func:`utils.active.load_start`) instead of training it.
     """
     cfg = config or ALConfig()
     if not isinstance(cfg, ALConfig):
@@ -294,6 +292,9 @@ def run(
         raise ValueError(f"seeds must be distinct non-negative ints, got {seeds!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    start_models = {} if start_models is None else dict(start_models)
+    if any(s not in seeds or not isinstance(m, UNet) for s, m in start_models.items()):
+        raise ValueError("start_models must map seeds of the run to utils.models.UNet start models")
     out: dict[str, Any] = {"runs": {arm: {} for arm in arms(cfg)}, "control": {}, "start_auroc": {}, "seconds": {}}
 
     def collect(seed: int, result: dict[str, Any]) -> None:
@@ -304,7 +305,7 @@ def run(
         if on_seed is not None:
             on_seed(seed, result)
 
-    if jobs > 1 and len(seeds) > 1:
+    if jobs > 1 and len(seeds) > 1 and not start_models:
         import multiprocessing
 
         with multiprocessing.get_context("fork").Pool(min(jobs, len(seeds))) as workers:
@@ -317,7 +318,7 @@ def run(
     try:
         with tqdm(total=len(seeds) * len(arms(cfg)) * cfg.rounds, desc="rounds", disable=not progress, mininterval=1.0) as bar:
             for seed in seeds:
-                collect(seed, _run_seed(cfg, seed, bar))
+                collect(seed, _run_seed(cfg, seed, bar, start_models.get(seed)))
     finally:
         torch.set_num_threads(threads)
     return out
