@@ -14,6 +14,7 @@ from scipy import stats
 
 from utils import active
 from utils.active import ambiguous, cli
+from utils.active.loop import _random_keys
 from utils.uncertainty import Predictive
 
 #: A configuration that runs in seconds: 16x16 scenes, a 4-channel U-Net, 2 optimiser steps, two pools.
@@ -241,6 +242,21 @@ def test_clean_arms_never_label_traps_and_random_areas_are_the_same_draw_in_ever
         clean = tiny_runs["runs"]["clean/areas/random"][seed][1]["acquired"]
         overlaid = [u for u in tiny_runs["runs"]["overlaid/areas/random"][seed][1]["acquired"] if kinds[u // 4] == 0]
         assert set(overlaid) <= set(clean)  # traps displace clean areas; the clean areas drawn are the same
+
+
+def test_random_acquisition_takes_traps_at_the_pools_share_on_average():
+    """Random keys over 200 seeds draw trap scenes in round 1 as often as the unlabelled pool holds them."""
+    cfg = active.ALConfig()
+    kinds = torch.from_numpy(np.repeat([0, 1, 2], [cfg.pool_size, cfg.n_traps, cfg.n_traps]))
+    pool = active.Pool(torch.zeros(len(kinds), 1, 1, 1), torch.zeros(len(kinds), 1, 1, dtype=torch.long), kinds)
+    counts = []
+    for seed in range(200):
+        available = pool.members("overlaid")
+        available[active.start_scenes(cfg, seed)] = False
+        keys = _random_keys(pool, seed * 1000 + 1, 1)
+        counts.append(int((kinds[active.select(keys, cfg.acquire, available, tiebreak=keys)] == 1).sum()))
+    expected = cfg.acquire * cfg.n_traps / (cfg.pool_size - cfg.initial + cfg.n_traps)
+    assert abs(np.mean(counts) - expected) < 3 * np.std(counts) / np.sqrt(len(counts))
 
 
 def test_fine_tuning_leaves_the_initial_model_unchanged_and_unlabelled_scenes_are_refused():

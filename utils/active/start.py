@@ -1,26 +1,18 @@
 """The start model of one seed: trained once and shared by every arm, and shipped for seed 0 so that chapter 10 replays a round without retraining it.
 
-Usage (from the repository root, on the machine that made the results file)::
-
-    python -m utils.active.start --out utils/results/active_start_seed0.pt
-
-trains seed 0's start model exactly as :func:`utils.active.run` did for the shipped results file (same
-configuration, one thread) and saves its float32 weights with the configuration and the results file's
-date; it refuses to save a model whose test mIoU differs from the file's round 0.
+``python -m utils.active.save_start --out utils/results/active_start_seed0.pt`` (on the machine that made
+the results file) retrains it and saves it (:mod:`utils.active.save_start`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..data import DigitScenes
 from ..models import UNet
 from .config import ALConfig
 from .pool import Pool, build_pool
@@ -62,40 +54,12 @@ def load_start(results: dict[str, Any], path: str | Path | None = None) -> tuple
     """Return ``(start model, seed)`` saved for ``results`` (default: :data:`START_FILE`); refuse one made for another file or configuration."""
     path = START_FILE if path is None else Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no start model at {path}; run `python -m utils.active.start --out {path}`")
+        raise FileNotFoundError(f"no start model at {path}; run `python -m utils.active.save_start --out {path}`")
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if blob.get("results_date") != results.get("date") or blob.get("config") != results.get("config"):
         raise ValueError(f"{path.name} was saved for another results file (date {blob.get('results_date')}): "
-                         f"rerun `python -m utils.active.start --out {path}`")  # fmt: skip
+                         f"rerun `python -m utils.active.save_start --out {path}`")  # fmt: skip
     cfg = results["config"]
     model = UNet(width=cfg["width"], depth=cfg["depth"], dropout=cfg["dropout"])
     model.load_state_dict(blob["state_dict"])
     return model.eval(), int(blob["seed"])
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: retrain seed 0's start model of the shipped results and save it."""
-    from .loop import _test_scores
-    from .results import RESULTS_FILE, config_of, load_results
-
-    p = argparse.ArgumentParser(prog="python -m utils.active.start", description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--results", type=Path, default=RESULTS_FILE)
-    args = p.parse_args(argv)
-    results = load_results(args.results)
-    cfg, seed = config_of(results), 0
-    torch.set_num_threads(cfg.threads)
-    model = train_start(cfg, seed)
-    score = _test_scores(model, DigitScenes("test", cfg.n_test, config=cfg.scene_config))
-    shipped = results["runs"][results["arms"][0]][str(seed)][0]
-    if score["miou"] != shipped["miou"]:
-        print(f"error: the retrained start scores mIoU {score['miou']}, the results file {shipped['miou']}: "
-              "run this on the machine that made the file", file=sys.stderr)  # fmt: skip
-        return 1
-    save_start(model, args.out, cfg, seed, results["date"])
-    print(f"wrote {args.out}: seed {seed}'s start model, test mIoU {score['miou']} as in the file ({json.dumps(cfg.steps)} steps)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

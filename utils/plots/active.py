@@ -31,6 +31,13 @@ def _colour(strategy: str) -> str:
     return f"C{STRATEGIES.index(strategy)}"
 
 
+def _pretty(name: str) -> str:
+    """Return a comparison name of :func:`utils.active.comparisons` with the strategies' display names."""
+    for key in sorted(NAMES, key=len, reverse=True):
+        name = name.replace(key, NAMES[key])
+    return name.replace(" - ", " − ")
+
+
 def show_learning_curves(results: dict[str, Any], key: str = "miou") -> Figure:
     """Plot one panel per pool: every arm's mean ``key`` over seeds against labelled pixels (in scenes' worth); areas dashed, the control dotted grey."""
     _check(results)
@@ -71,7 +78,7 @@ def show_paired_differences(table: pd.DataFrame, effect: float | None = None, xl
     colours = ["C2" if lo > 0 else "C3" if hi < 0 else "0.25" for lo, hi in zip(table["low"], table["high"])]
     ax.hlines(y, table["low"], table["high"], colors=colours, lw=2)
     ax.scatter(table["mean"], y, color=colours, s=18, zorder=3)
-    ax.set_yticks(y, [str(i) for i in table.index], fontsize=9)
+    ax.set_yticks(y, [_pretty(str(i)) for i in table.index], fontsize=9)
     ax.set_xlabel(xlabel, fontsize=9)
     ax.tick_params(axis="x", labelsize=9)
     ax.grid(axis="x", alpha=0.3)
