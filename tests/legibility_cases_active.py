@@ -5,34 +5,48 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
-from utils import plots
+from utils import active, plots
 
 
 def _results() -> dict:
-    """A results dict shaped like the shipped experiment (4 strategies, 3 seeds, 4 rounds), with made-up numbers."""
+    """A results dict shaped like the shipped experiment (3 pools, 8 arms each, 4 rounds, 12 seeds), with made-up numbers."""
     rng = np.random.default_rng(0)
-    cfg = {"pool_size": 200, "n_traps": 40, "initial": 20, "acquire": 20, "rounds": 4}
-    runs = {}
-    for j, strategy in enumerate(("random", "least_confidence", "entropy", "bald")):
-        runs[strategy] = {}
-        for seed in range(3):
-            records, traps = [], 3
-            for r in range(5):
-                picked = int(rng.integers(2, 9)) if r else 3
-                traps += picked if r else 0
-                records.append({
-                    "round": r, "labelled": 20 + 20 * r, "miou": 0.2 + 0.06 * r + 0.01 * j + 0.01 * rng.random(),
-                    "digit_pixel_accuracy": 0.25 + 0.07 * r + 0.01 * rng.random(), "traps_picked": picked,
-                    "traps_labelled": traps, "boundary_share": None if r == 0 else 0.8 + 0.1 * rng.random(),
-                    "boundary_area": None if r == 0 else 0.2 + 0.05 * rng.random(), "acquired": [],
-                })  # fmt: skip
-            runs[strategy][str(seed)] = records
-    return {"config": cfg, "seeds": [0, 1, 2], "runs": runs}
+    cfg = active.ALConfig()
+    arms = active.arms(cfg)
+    seeds = list(range(12))
+    runs, control = {}, {}
+    for j, arm in enumerate(arms):
+        runs[arm] = {}
+        for seed in seeds:
+            records = []
+            for r in range(cfg.rounds + 1):
+                rec = {"round": r, "labelled_pixels": (cfg.initial + r * cfg.acquire) * cfg.scene_size**2,
+                       "miou": 0.45 + 0.03 * r + 0.002 * j + 0.01 * rng.random(),
+                       "digit_pixel_accuracy": 0.55 + 0.03 * r + 0.01 * rng.random()}  # fmt: skip
+                if r:
+                    rec |= {"trap_share": 0.0 if arm.startswith("clean") else rng.uniform(0.05, 0.4),
+                            "pool_trap_share": 0.0 if arm.startswith("clean") else 0.16}  # fmt: skip
+                records.append(rec)
+            runs[arm][str(seed)] = records
+    for seed in seeds:
+        control[str(seed)] = [{"round": r, "miou": 0.45 + 0.01 * r, "digit_pixel_accuracy": 0.55} for r in range(cfg.rounds + 1)]
+    return {"config": {"scene_size": cfg.scene_size}, "seeds": seeds, "arms": arms, "runs": runs, "control": control}
+
+
+def _table() -> pd.DataFrame:
+    """A paired table with the chapter's longest row names."""
+    names = [f"{p}/{u}: {s} - random" for p in ("clean", "overlaid", "ambiguous") for u, ss in
+             (("scenes", ("least_confidence", "entropy", "bald", "var_ratios")), ("areas", ("least_confidence", "bald")))
+             for s in ss]  # fmt: skip
+    mean = np.linspace(-0.02, 0.03, len(names))
+    return pd.DataFrame({"mean": mean, "low": mean - 0.01, "high": mean + 0.01}, index=names)
 
 
 CASES: dict[str, dict[str, Callable[[], Figure]]] = {
-    "show_learning_curves": {"ch10 shipped learning curves": lambda: plots.show_learning_curves(_results())},
-    "show_acquisition_bars": {"ch10 trap picks and boundary shares": lambda: plots.show_acquisition_bars(_results())},
+    "show_learning_curves": {"ch10 learning curves per pool": lambda: plots.show_learning_curves(_results())},
+    "show_paired_differences": {"ch10 paired differences": lambda: plots.show_paired_differences(_table(), effect=0.01)},
+    "show_trap_shares": {"ch10 trap shares": lambda: plots.show_trap_shares(_results())},
 }

@@ -61,7 +61,7 @@ def _context(label: str) -> dict:
     if chapter == "al":
         shipped = active.load_results()
         cfg = active.config_of(shipped)
-        ns.update(shipped=shipped, cfg=cfg, n_pool=cfg.pool_size + cfg.n_traps)
+        ns.update(shipped=shipped, cfg=cfg, pd=__import__("pandas"))
     return ns
 
 

@@ -2,8 +2,9 @@
 
 PyTorch picks its CPU kernels by the instruction set it finds; two environment variables make it use
 others on the same machine (``ATEN_CPU_CAPABILITY`` for ATen's vectorised kernels, ``ONEDNN_MAX_CPU_ISA``
-for oneDNN's convolutions). This tool reruns the replay of chapter 10 (seed 0, the random start and one
-round of random and least-confidence acquisition) under each kernel set in a fresh process and writes
+for oneDNN's convolutions). This tool reruns the replay of chapter 10 (seed 0's first round from its shipped
+start model, random and least-confidence acquisition of whole scenes from the pool with overlaid traps,
+``utils.active.replay_config``) under each kernel set in a fresh process and writes
 the gaps to the shipped file, which ``utils.active.REPLAY_TOLERANCE`` must exceed (a test checks it)::
 
     python tools/kernel_sets.py --out utils/results/replay_kernels.json
@@ -32,17 +33,18 @@ KERNEL_SETS: dict[str, dict[str, str]] = {
 }
 
 _REPLAY = """
-import dataclasses, json
+import json
 from utils import active
 from utils.config import kernel_set
 shipped = active.load_results()
-cfg = dataclasses.replace(active.config_of(shipped), rounds=1, strategies=("random", "least_confidence"))
-table = active.replay_table(active.run(cfg, seeds=[0], progress=False), shipped)
-lc = table[(table["strategy"] == "least_confidence") & (table["round"] == 1)].iloc[0]
+start, seed = active.load_start(shipped)
+live = active.run(active.replay_config(shipped), seeds=[seed], progress=False, start_models={seed: start})
+table = active.replay_table(live, shipped)
+lc = table[(table["arm"] == active.REPLAY_ARMS[1]) & (table["round"] == 1)].iloc[0]
 print(json.dumps({"kernels": kernel_set(),
                   "miou_gap": float((table["miou"] - table["miou_shipped"]).abs().max()),
                   "accuracy_gap": float((table["accuracy"] - table["accuracy_shipped"]).abs().max()),
-                  "least_confidence_same_scenes": int(lc["same_scenes"]), "acquired": int(lc["acquired"])}))
+                  "least_confidence_same_units": int(lc["same_units"]), "acquired": int(lc["acquired"])}))
 """
 
 

@@ -157,8 +157,8 @@ def _al_rounds() -> list[float]:
     from utils import active
 
     shipped = active.load_results()
-    picked = active.curves(shipped, "traps_picked")["least_confidence"]  # (seeds, rounds + 1)
-    return (picked[:, 1:] / active.config_of(shipped).acquire).mean(axis=0).tolist()
+    picked = active.curves(shipped, "trap_share")["overlaid/scenes/least_confidence"]  # (seeds, rounds + 1)
+    return picked[:, 1:].mean(axis=0).tolist()
 
 
 _EXERCISES = (
@@ -207,10 +207,11 @@ _EXERCISES = (
         "use metrics.CalibrationMeter(n_bins=n).update(probs[:300], y[:300]).ece(), with no mask for all "
         "pixels."),
     _Exercise(
-        "al-ex-rounds", "least confidence's share of trap scenes among its picks, per round (mean over seeds)",
+        "al-ex-rounds", "least confidence's share of trap pixels among the pixels it labelled, per round, acquiring whole "
+        "scenes from the pool with overlaid traps (mean over seeds)",
         "share_per_round", (), _al_rounds,
-        "active.curves(shipped, \"traps_picked\") has one column per round, the first being the initial "
-        "random draw (no picks); divide by cfg.acquire and average over the seeds (axis 0)."),
+        "active.curves(shipped, \"trap_share\")[\"overlaid/scenes/least_confidence\"] has one column per round, the "
+        "first being the start (no share); drop it and average over the seeds (axis 0)."),
 )
 
 _BY_LABEL = {e.label: e for e in _EXERCISES}
