@@ -496,6 +496,33 @@ def test_fooling_images_region_statistics(sensitive_unet, scenes):
     assert not torch.allclose(whole, share)
 
 
+def test_fooling_images_mask_keeps_the_pixels_outside_it(sensitive_unet, scenes):
+    x, _ = scenes
+    square = torch.zeros(2, 64, 64, dtype=torch.bool)
+    square[:, 20:44, 20:44] = True
+    res = fooling_images(sensitive_unet, x, 9, region=square, mask=square, steps=15, step_size=2 / 255,
+                         min_share=1.0)
+    outside = ~square[:, None].expand_as(x)
+    # outside the mask every input pixel keeps its initial value exactly ...
+    assert torch.equal(res.images[outside], x[outside])
+    # ... inside it the ascent did change the image, and raised the target there
+    assert (res.images != x)[~outside].any()
+    _, _, p_target = _share_and_conf(sensitive_unet, res.images, 9, square)
+    _, _, p0 = _share_and_conf(sensitive_unet, x, 9, square)
+    assert (p_target > p0).all()
+    # without the mask the same ascent also changes pixels outside the square
+    free = fooling_images(sensitive_unet, x, 9, region=square, steps=15, step_size=2 / 255, min_share=1.0)
+    assert (free.images != x)[outside].any()
+
+
+def test_fooling_images_full_mask_is_the_default(sensitive_unet, scenes):
+    x, _ = scenes
+    full = torch.ones(2, 64, 64, dtype=torch.bool)
+    a = fooling_images(sensitive_unet, x, 1, steps=4, step_size=2 / 255)
+    b = fooling_images(sensitive_unet, x, 1, mask=full, steps=4, step_size=2 / 255)
+    assert torch.equal(a.images, b.images)
+
+
 # --- argument checks -----------------------------------------------------------------------------
 
 
@@ -635,6 +662,24 @@ def test_fooling_images_rejects_bad_regions(lin_batch, region):
     model, x, _ = lin_batch
     with pytest.raises((TypeError, ValueError), match="region"):
         fooling_images(model, x, 1, region=region)
+
+
+@pytest.mark.parametrize(
+    "mask",
+    [torch.ones(2, H, W + 1, dtype=torch.bool), torch.ones(2, H, W, dtype=torch.uint8), torch.ones(2, H, W)],
+)
+def test_fooling_images_rejects_bad_masks(lin_batch, mask):
+    model, x, _ = lin_batch
+    with pytest.raises((TypeError, ValueError), match="mask"):
+        fooling_images(model, x, 1, mask=mask)
+
+
+def test_fooling_images_rejects_a_mask_empty_in_one_image(lin_batch):
+    model, x, _ = lin_batch
+    mask = torch.ones(2, H, W, dtype=torch.bool)
+    mask[0] = False
+    with pytest.raises(ValueError, match="mask must let"):
+        fooling_images(model, x, 1, mask=mask)
 
 
 def test_fooling_images_rejects_a_region_empty_in_one_image(lin_batch):

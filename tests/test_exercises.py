@@ -32,7 +32,6 @@ ANSWER = {
     "ch1-ex-width": "[bands[w]['errors'] for w in (1, 2, 3)]",
     "ch2-ex-limits": "[limits[T][0] for T in (0.01, 0.1, 1, 10, 100)]",
     "ch2-ex-noise": "noise_msp",
-    "ch2-ex-entropy": "auroc_entropy",
     "ch3-ex-gauss": "(gauss_digit.float().mean().item(), gauss_msp[gauss_digit].mean().item())",
     "ch5-ex-bins": "[bins[('all', n)]['ECE'] for n in (5, 15, 50, 200)]",
     "al-ex-rounds": "share['least_confidence'].mean(0)",
@@ -56,8 +55,7 @@ def _context(label: str) -> dict:
                   pred=pred, msp=msp, wrong=pred != test.labels, y=test.labels)
     if chapter == "ch2":
         row, col = divmod(int(ns["msp"][0].argmin()), ns["msp"].shape[-1])
-        ns.update(softmax=lambda z, dim=-1: z.softmax(dim), pixel=logits[0, :, row, col],
-                  auroc_all=metrics.misclassification_auroc(1 - msp, pred, test.labels))
+        ns.update(softmax=lambda z, dim=-1: z.softmax(dim), pixel=logits[0, :, row, col])
     if chapter == "al":
         shipped = active.load_results()
         cfg = active.config_of(shipped)

@@ -217,6 +217,7 @@ def fooling_images(
     init: torch.Tensor,
     target_class: int | torch.Tensor,
     region: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
     steps: int = 500,
     step_size: float = 1 / 255,
     min_share: float = 0.95,
@@ -227,8 +228,11 @@ def fooling_images(
 
     Each step moves the image by ``step_size`` along the sign of the gradient of the target class's
     log-probability summed over the region (Nguyen et al. 2015, here for a dense model), staying in
-    ``[0, 1]``. An image stops changing once at least ``min_share`` of its region is labelled as the
-    target with mean max-softmax at least ``min_confidence`` there, or after ``steps`` steps.
+    ``[0, 1]``. ``region`` only chooses the pixels whose *labels* are pushed; the step may change any
+    input pixel. ``mask`` (a bool ``(B, H, W)`` map, default every pixel) chooses the input pixels the
+    step may change: outside it the image keeps its initial values exactly. An image stops changing
+    once at least ``min_share`` of its region is labelled as the target with mean max-softmax at least
+    ``min_confidence`` there, or after ``steps`` steps.
     ``progress`` shows a progress bar over the steps (the result is the same either way).
     """
     _check_unit_images(init, "init")
@@ -252,6 +256,13 @@ def fooling_images(
     region = region.to(device)
     if not region.flatten(1).any(1).all():
         raise ValueError("region must select at least one pixel in every image")
+    if mask is None:
+        mask = torch.ones(b, h, w, dtype=torch.bool, device=device)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (b, h, w):
+        raise ValueError(f"mask must be a bool tensor of shape (B, H, W) = {(b, h, w)}, got {getattr(mask, 'shape', mask)}")
+    if not mask.flatten(1).any(1).all():
+        raise ValueError("mask must let the step change at least one pixel in every image")
+    changeable = mask.to(device)[:, None].to(init.dtype)  # (B, 1, H, W): 1 where the step may act
     target = torch.where(region, cls[:, None, None], torch.full_like(cls[:, None, None], IGNORE_INDEX))
     x = init.detach().clone()
     used = torch.full((b,), steps, dtype=torch.long)
@@ -283,7 +294,7 @@ def fooling_images(
                 break
             # minimising the target's loss maximises its log-probability over the region
             grad = _loss_gradient(logits, x_req, target, IGNORE_INDEX, focus=0)
-            move = (~done).to(x.dtype)[:, None, None, None]
+            move = (~done).to(x.dtype)[:, None, None, None] * changeable
             x = (x - move * step_size * grad.sign()).clamp(0.0, 1.0).detach()
             bar.update(1)
     return FoolingResult(x.detach(), used, to_share, done.cpu(), share.cpu(), conf.cpu())

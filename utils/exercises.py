@@ -127,13 +127,6 @@ def _ch2_noise() -> float:
     return metrics.max_softmax(models.predict_logits(_model(), 1e4 * noise, device=_device())).mean().item()
 
 
-def _ch2_entropy() -> float:
-    from utils import metrics, uncertainty
-
-    probs = _test_logits().softmax(dim=1)
-    return metrics.misclassification_auroc(uncertainty.entropy(probs), probs.argmax(dim=1), _test().labels)
-
-
 def _ch3_gauss() -> tuple[float, float]:
     from utils import metrics, models, ood
 
@@ -191,11 +184,6 @@ _EXERCISES = (
         "msp_at_1e4", ("mean max-softmax at 10^4",), _ch2_noise,
         "draw the noise with torch.Generator().manual_seed(0) so it is the same 20 images, multiply them by "
         "1e4 before models.predict_logits, and average metrics.max_softmax over every pixel."),
-    _Exercise(
-        "ch2-ex-entropy", "the misclassification AUROC of the per-pixel entropy over all test pixels",
-        "auroc_entropy", ("AUROC",), _ch2_entropy,
-        "score each pixel by the entropy of its softmax (dim=1) and pass it to "
-        "metrics.misclassification_auroc(score, pred, test.labels): higher score = more likely wrong."),
     _Exercise(
         "ch3-ex-gauss", "(share of pixels labelled a digit, their mean max-softmax) for Gaussian noise",
         "(share_digit, msp_digit)", ("share labelled a digit", "mean max-softmax of those"), _ch3_gauss,

@@ -90,7 +90,7 @@ def pixel_accuracy(conf: torch.Tensor) -> float:
 def digit_accuracy(
     pred: torch.Tensor, instances: torch.Tensor, digits: list[list[int]], num_classes: int | None = None
 ) -> float:
-    """Return the fraction of digit instances whose pixels are labelled, by majority, with the right digit.
+    """Return the fraction of digit instances whose most frequent non-background predicted label is their digit.
 
     ``pred`` and ``instances`` are ``(N, H, W)`` maps; instance ``j + 1`` of scene ``n`` is digit
     ``digits[n][j]``, which is class ``digit + 1`` (class 0 is the background). An instance's label is
