@@ -491,3 +491,15 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
     assert "initial" in capsys.readouterr().err
     assert cli.main(["--out", str(tmp_path / "x.json"), "--seeds", "1", "1"]) == 2
     assert not (tmp_path / "x.json").exists()
+
+
+def test_paired_t_p_matches_scipy_and_handles_constant_differences():
+    from scipy import stats as st
+
+    from utils.active import analysis
+
+    d = np.array([0.01, 0.03, -0.005, 0.02, 0.012, 0.0, 0.025])
+    assert analysis.paired_t_p(d) == pytest.approx(st.ttest_1samp(d, 0).pvalue, rel=1e-12)
+    assert analysis.paired_t_p(np.zeros(4)) == 1.0 and analysis.paired_t_p(np.full(4, 0.1)) == 0.0
+    with pytest.raises(ValueError, match="values"):
+        analysis.paired_t_p([0.1])

@@ -75,6 +75,16 @@ def seeds_needed(sd: float, effect: float, alpha: float = 0.05, power: float = 0
     return most + 1
 
 
+def paired_t_p(values: object) -> float:
+    """Return the two-sided p-value of a one-sample t-test of mean zero (1.0 when every value is equal)."""
+    v = _check_values(values)
+    sd = float(v.std(ddof=1))
+    if sd == 0:
+        return 1.0 if float(v.mean()) == 0 else 0.0
+    t = float(v.mean()) / (sd / np.sqrt(len(v)))
+    return float(2 * stats.t.sf(abs(t), len(v) - 1))
+
+
 def paired(results: dict[str, Any], plus: list[str] | str, minus: list[str] | str, key: str = "miou") -> np.ndarray:
     """Return per seed ``sum(plus arms) - sum(minus arms)`` of the last round's ``key``, ``(seeds,)``.
 
@@ -120,7 +130,9 @@ def paired_table(results: dict[str, Any], key: str = "miou", chosen: dict[str, t
     """Return one row per comparison (default :func:`comparisons`): mean paired difference of the last round's ``key``, its bootstrap interval over seeds, sign counts, sd, the minimum detectable effect and a verdict.
 
     ``verdict`` is ``"higher"`` or ``"lower"`` where the interval excludes zero, else ``"inconclusive"``;
-    ``mde`` is the true difference that a paired t-test at ``1 - level`` finds with ``power`` given the seeds' sd.
+    ``mde`` is the true difference that a paired t-test at ``1 - level`` finds with ``power`` given the seeds' sd;
+    ``p_t`` is that t-test's two-sided p-value (a check on the bootstrap verdict, which covers less than
+    ``level`` with few seeds).
     """
     chosen = comparisons(results) if chosen is None else chosen
     rows = {}
@@ -130,7 +142,7 @@ def paired_table(results: dict[str, Any], key: str = "miou", chosen: dict[str, t
         above, below, _ = sign_counts(diff)
         sd = float(diff.std(ddof=1))
         rows[name] = {"mean": mean, "low": low, "high": high, "above": above, "below": below, "n": len(diff), "sd": sd,
-                      "mde": minimum_detectable_effect(sd, len(diff), 1 - level, power),
+                      "mde": minimum_detectable_effect(sd, len(diff), 1 - level, power), "p_t": paired_t_p(diff),
                       "verdict": "higher" if low > 0 else "lower" if high < 0 else "inconclusive"}  # fmt: skip
     return pd.DataFrame(rows).T.astype({"mean": float, "low": float, "high": float, "above": int, "below": int, "n": int,
-                                        "sd": float, "mde": float})  # fmt: skip
+                                        "sd": float, "mde": float, "p_t": float})  # fmt: skip
