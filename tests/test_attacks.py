@@ -674,20 +674,13 @@ def test_fooling_images_rejects_bad_masks(lin_batch, mask):
         fooling_images(model, x, 1, mask=mask)
 
 
-def test_fooling_images_rejects_a_mask_empty_in_one_image(lin_batch):
+@pytest.mark.parametrize(("arg", "empty", "message"), [("mask", 0, "mask must let"), ("region", 1, "at least one pixel")])
+def test_fooling_images_rejects_a_mask_or_region_empty_in_one_image(lin_batch, arg, empty, message):
     model, x, _ = lin_batch
-    mask = torch.ones(2, H, W, dtype=torch.bool)
-    mask[0] = False
-    with pytest.raises(ValueError, match="mask must let"):
-        fooling_images(model, x, 1, mask=mask)
-
-
-def test_fooling_images_rejects_a_region_empty_in_one_image(lin_batch):
-    model, x, _ = lin_batch
-    region = torch.ones(2, H, W, dtype=torch.bool)
-    region[1] = False
-    with pytest.raises(ValueError, match="at least one pixel"):
-        fooling_images(model, x, 1, region=region)
+    chosen = torch.ones(2, H, W, dtype=torch.bool)
+    chosen[empty] = False
+    with pytest.raises(ValueError, match=message):
+        fooling_images(model, x, 1, **{arg: chosen})
 
 
 @pytest.mark.parametrize("name", ["min_share", "min_confidence"])
