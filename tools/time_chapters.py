@@ -44,10 +44,12 @@ PEAK_CELL = ("import resource; _r = resource.getrusage(resource.RUSAGE_SELF); "
 
 
 def chapters() -> list[Path]:
-    """Return the notebooks listed in _toc.yml, in book order."""
+    """Return the numbered chapters listed in _toc.yml, in book order."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [entry["file"] for entry in toc.get("chapters", [])]
-    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").is_file()]
+    # numbered chapters only: the teaching guide has no run-time budget and no row in the table
+    return [ROOT / f"{f}.ipynb" for f in files
+            if (ROOT / f"{f}.ipynb").is_file() and Path(f).name[:2].isdigit()]
 
 
 def title(path: Path) -> str:
