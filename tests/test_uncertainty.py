@@ -151,6 +151,47 @@ def test_mc_dropout_is_seeded_and_leaves_the_caller_rng_alone(tiny_unet: UNet, i
     assert torch.allclose(a.total_entropy, a.expected_entropy + a.mutual_information, atol=1e-6)
 
 
+class _PlainUNet(UNet):
+    """The same network run whole for every sample (a subclass with its own forward skips the stem cache)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_from_stem(self.stem(x))
+
+
+def test_mc_dropout_stem_cache_gives_the_plain_samples(tiny_unet: UNet, images: torch.Tensor) -> None:
+    plain = _PlainUNet(**tiny_unet.config)
+    plain.load_state_dict(tiny_unet.state_dict())
+    plain.train(tiny_unet.training)
+    calls = {"stem": 0}
+    original = tiny_unet.stem
+
+    def counted(x: torch.Tensor) -> torch.Tensor:
+        calls["stem"] += 1
+        return original(x)
+
+    tiny_unet.stem = counted  # count the stem's passes
+    try:
+        cached = mc_dropout(tiny_unet, images, samples=5, batch_size=2, seed=3, keep_members=True)
+    finally:
+        del tiny_unet.stem
+    whole = mc_dropout(plain, images, samples=5, batch_size=2, seed=3, keep_members=True)
+    assert calls["stem"] == 2  # once per batch (3 images in batches of 2), not once per sample
+    assert torch.equal(cached.members, whole.members) and torch.equal(cached.probs, whole.probs)
+    assert torch.equal(cached.expected_entropy, whole.expected_entropy)
+    with torch.no_grad():
+        assert torch.equal(plain(images), tiny_unet(images))  # forward = forward_from_stem(stem(x))
+
+
+def test_mc_dropout_runs_a_hooked_unet_whole(tiny_unet: UNet, images: torch.Tensor) -> None:
+    seen = []
+    handle = tiny_unet.register_forward_hook(lambda module, inp, out: seen.append(out.shape[0]))
+    try:
+        mc_dropout(tiny_unet, images, samples=2, batch_size=2)
+    finally:
+        handle.remove()
+    assert seen == [2, 2, 1, 1]  # the hook saw every sample of every batch
+
+
 def test_mc_dropout_freezes_batchnorm_and_restores_flags(images: torch.Tensor) -> None:
     torch.manual_seed(0)
     model = _mixed_mode(UNet(width=4, dropout=0.3))

@@ -71,14 +71,27 @@ class UNet(nn.Module):
         self.dec = nn.ModuleList(_block(2 * chans[i], chans[i]) for i in reversed(range(depth)))
         self.drop = nn.Dropout2d(dropout)
         self.head = nn.Conv2d(chans[0], num_classes, 1)
+        # Channels-last weights make the convolutions of small-image batches about 1.5-2x faster on CPUs
+        # (oneDNN) without changing what is computed; forward returns contiguous logits all the same.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map images ``(B, C, H, W)`` (H, W divisible by ``2**depth``) to logits ``(B, K, H, W)``."""
-        skips = []
-        for level, block in enumerate(self.down):
-            x = block(x)
-            if level > 0:
-                x = self.drop(x)
+        return self.forward_from_stem(self.stem(x))
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the first (full-resolution) block's output: the part before any dropout layer."""
+        return self.down[0](x)
+
+    def forward_from_stem(self, h: torch.Tensor) -> torch.Tensor:
+        """Return the logits from the :meth:`stem`'s output ``h``: every dropout layer lies in this part.
+
+        MC dropout computes the stem once per batch and only this part per sample
+        (:func:`utils.uncertainty.mc_dropout`): the same samples, with less work.
+        """
+        skips, x = [h], self.pool(h)
+        for block in self.down[1:]:
+            x = self.drop(block(x))
             skips.append(x)
             x = self.pool(x)
         x = self.drop(self.bottleneck(x))
@@ -86,7 +99,7 @@ class UNet(nn.Module):
             x = dec(torch.cat([up(x), skips[-1 - i]], dim=1))
             if i < len(self.dec) - 1:
                 x = self.drop(x)
-        return self.head(x)
+        return self.head(x).contiguous()
 
 
 def lraspp(num_classes: int = NUM_CLASSES, in_channels: int = 1, first_stride: int = 1) -> nn.Module:
@@ -201,7 +214,7 @@ def _batch_dependent_layers(model: nn.Module) -> list[str]:
 def predict_logits(
     model: nn.Module,
     images: torch.Tensor | Iterable,
-    batch_size: int = 128,
+    batch_size: int = 16,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Return the logits of ``model`` for a tensor of images ``(N, C, H, W)`` or a loader, on the CPU.

@@ -136,7 +136,7 @@ def features_and_logits(
     model: nn.Module,
     images: torch.Tensor,
     layer: nn.Module | str | None = None,
-    batch_size: int = 64,
+    batch_size: int = 16,
     device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the penultimate features ``(N, D, H, W)`` and the logits ``(N, K, H, W)`` of ``model`` in eval mode, on the CPU.
@@ -325,7 +325,7 @@ def score_maps(
     gaussians: ClassGaussians | None = None,
     layer: nn.Module | str | None = None,
     temperature: float = 1.0,
-    batch_size: int = 64,
+    batch_size: int = 16,
     device: torch.device | str | None = None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Return every one-pass score map ``(N, H, W)`` (float32) of ``model`` on ``images``, and the logits.
@@ -436,7 +436,7 @@ def tta(
     model: nn.Module,
     images: torch.Tensor,
     augments: Sequence[Augment] = DEFAULT_AUGMENTS,
-    batch_size: int = 64,
+    batch_size: int = 16,
     device: torch.device | str | None = None,
 ) -> TTAPredictive:
     """Return the test-time-augmentation predictive distribution of ``model`` (eval mode) over ``augments`` (Wang et al. 2019).
