@@ -117,7 +117,7 @@ def chapter():
 def diagnosis(chapter):
     sets = chapter["sets"]
     val = chapter["val"]
-    return report.diagnose(chapter["model"], sets["clean"], val=(val.images[:500], val.labels[:500]),
+    return report.diagnose(chapter["model"], sets["clean"], val=(val.images[:500], val.labels[:500]), batch_size=16,
                            temperature=chapter["T"],
                            shifted={"severity 3": sets["severity 3"], "severity 5": sets["severity 5"]},
                            ood={"letter": sets["letters"]}, foreground="digit", figures=False, progress=False)  # fmt: skip
@@ -145,9 +145,10 @@ def test_report_reproduces_the_answer_chapter_guarantees_and_segments(chapter, d
 
 def test_report_fits_the_same_temperature_as_the_chapter(chapter):
     val = chapter["val"]
-    fitted = report.diagnose(chapter["model"], (val.images[:8], val.labels[:8]), val=val, figures=False, progress=False,
+    fitted = report.diagnose(chapter["model"], (val.images[:8], val.labels[:8]), val=val, figures=False, progress=False, batch_size=16,
                              n_boot=10, segments_for=())  # fmt: skip
-    # streamed Newton steps on sums over batches: measured bitwise equal; asserted to float64 rounding
+    # streamed Newton steps on sums over batches (batches of 16, as the chapter's predict_logits): measured bitwise equal;
+    # asserted to float64 rounding
     assert fitted.temperature == pytest.approx(chapter["T"], rel=1e-12)
 
 

@@ -7,7 +7,7 @@ torchvision-style dict holding them under ``"out"`` (for example ``torchvision.m
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -83,23 +83,45 @@ class UNet(nn.Module):
         """Return the first (full-resolution) block's output: the part before any dropout layer."""
         return self.down[0](x)
 
-    def forward_from_stem(self, h: torch.Tensor) -> torch.Tensor:
+    def forward_from_stem(self, h: torch.Tensor, noise: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """Return the logits from the :meth:`stem`'s output ``h``: every dropout layer lies in this part.
 
-        MC dropout computes the stem once per batch and only this part per sample
-        (:func:`utils.uncertainty.mc_dropout`): the same samples, with less work.
+        ``noise``: the dropout masks to use, in the order of :meth:`dropout_noise` (for a slice of the
+        batch they were drawn for), instead of drawing new ones. MC dropout computes the stem once per
+        batch and only this part per sample (:func:`utils.uncertainty.mc_dropout`).
         """
+        masks = None if noise is None else iter(noise)
+
+        def drop(x: torch.Tensor) -> torch.Tensor:
+            return self.drop(x) if masks is None else x * next(masks)
+
         skips, x = [h], self.pool(h)
         for block in self.down[1:]:
-            x = self.drop(block(x))
+            x = drop(block(x))
             skips.append(x)
             x = self.pool(x)
-        x = self.drop(self.bottleneck(x))
+        x = drop(self.bottleneck(x))
         for i, (up, dec) in enumerate(zip(self.up, self.dec)):
             x = dec(torch.cat([up(x), skips[-1 - i]], dim=1))
             if i < len(self.dec) - 1:
-                x = self.drop(x)
+                x = drop(x)
         return self.head(x).contiguous()
+
+    def dropout_noise(self, batch: int, like: torch.Tensor) -> list[torch.Tensor] | None:
+        """Draw the masks one forward pass of a ``batch`` would draw, in the same order from the same generator.
+
+        ``nn.Dropout2d`` multiplies its input by a ``(B, C, 1, 1)`` mask drawn as
+        ``empty(...).bernoulli_(1 - p).div_(1 - p)``; drawing them the same way, layer by layer, gives the
+        same masks, which can then be applied to slices of the batch. ``None`` when dropout is off.
+        """
+        p = self.drop.p
+        if not self.drop.training or p == 0:
+            return None
+        width, depth = self.config["width"], self.config["depth"]
+        chans = [width * 2**i for i in range(depth + 1)]  # channels of each level, as built
+        order = chans[1:depth] + [chans[depth]] + chans[depth - 1 : 0 : -1]  # encoder, bottleneck, decoder
+        return [torch.empty((batch, c, 1, 1), dtype=like.dtype, device=like.device).bernoulli_(1 - p).div_(1 - p)
+                for c in order]
 
 
 def lraspp(num_classes: int = NUM_CLASSES, in_channels: int = 1, first_stride: int = 1) -> nn.Module:
@@ -253,12 +275,21 @@ def predict_logits(
         batches = images.split(batch_size)
     else:
         batches = (b[0] if isinstance(b, (tuple, list)) else b for b in images)
-    outs = []
+    outs, out, start = [], None, 0
     for b in batches:
         if isinstance(b, np.ndarray):
             raise TypeError("images yielded a numpy array: yield torch tensors (torch.from_numpy(batch).float())")
         _check_images(b, "images (a batch of the loader)")
-        outs.append(forward_logits(model, b.to(device)).float().cpu())
+        logits = forward_logits(model, b.to(device)).float().cpu()
+        if not isinstance(images, torch.Tensor):
+            outs.append(logits)                     # a loader: its length is unknown
+            continue
+        if out is None:                             # a tensor: fill one output in place (half the memory of a concatenation)
+            out = torch.empty((images.shape[0], *logits.shape[1:]))
+        out[start : start + logits.shape[0]] = logits
+        start += logits.shape[0]
+    if out is not None:
+        return out
     if not outs:
         raise ValueError("images is empty")
     return torch.cat(outs)
