@@ -191,3 +191,16 @@ def test_bootstrap_refuses_bad_input():
         failure.bootstrap_selective({"a": [0.1, 0.2, 0.3]}, [0.1, 0.2])
     with pytest.raises(ValueError, match="n_scenes|n_boot"):
         failure.bootstrap_selective({"a": [0.1, 0.2]}, [0.1, 0.2], n_boot=0)
+
+
+def test_detector_scores_aggregates_every_map_every_way():
+    g = torch.Generator().manual_seed(0)
+    m = torch.rand(3, 8, 8, generator=g)
+    pred = torch.randint(3, (3, 8, 8), generator=g)
+    out = failure.detector_scores({"u": m, "v": 2 * m}, pred, [pred, torch.zeros_like(pred)])
+    assert len(out) == 2 * len(failure.AGGREGATORS) + 1
+    assert torch.allclose(out["u, foreground mean"], failure.mean_foreground(m, pred))
+    assert torch.allclose(out["v, mean"], 2 * failure.mean_all(m))
+    assert torch.allclose(out["pairwise Dice"], failure.pairwise_dice([pred, torch.zeros_like(pred)]))
+    with pytest.raises(ValueError, match="maps"):
+        failure.detector_scores({}, pred)

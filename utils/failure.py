@@ -35,6 +35,7 @@ __all__ = [
     "aurc",
     "bootstrap_selective",
     "coverage_at_risk",
+    "detector_scores",
     "e_aurc",
     "image_risk",
     "mean_all",
@@ -211,6 +212,22 @@ AGGREGATORS: dict[str, Callable[..., torch.Tensor]] = {
     "patch max": lambda m, patch=8, **kw: patch_max(m, patch),
     "share above": lambda m, threshold=0.5, **kw: share_above(m, threshold),
 }
+
+
+def detector_scores(maps: dict[str, torch.Tensor], pred: torch.Tensor, label_maps: Sequence[torch.Tensor] | None = None,
+                    background: int = 0, **kwargs: object) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Return ``{"MAP, AGGREGATOR": (N,)}`` for every map and every aggregator, plus ``"pairwise Dice"`` of ``label_maps`` if given.
+
+    ``pred`` is the label map the foreground and interior aggregators use; ``kwargs`` (patch, threshold)
+    go to the aggregators. One call gives every image-level score of one set of images.
+    """
+    if not isinstance(maps, dict) or not maps:
+        raise ValueError("maps must be a non-empty dict {name: pixel map (N, H, W)}")
+    out = {f"{name}, {how}": aggregate(m, how, pred=pred, background=background, **kwargs)
+           for name, m in maps.items() for how in AGGREGATORS}  # fmt: skip
+    if label_maps is not None:
+        out["pairwise Dice"] = pairwise_dice(label_maps, background)
+    return out
 
 
 def aggregate(pixel_map: torch.Tensor, how: str, **kwargs: object) -> torch.Tensor:
