@@ -77,8 +77,9 @@ class FailureMeasure(Measure):
             risks = torch.cat(self.risks[(set_name, method)])
             scores = torch.cat(parts)
             suffix = "" if set_name == "data" else f", {set_name}"
+            cache: dict = {}  # one bootstrap serves both rows
             for metric in ("AUGRC", "AURC"):
-                out[(f"image failure {metric}, {how}{suffix}", method)] = (set_name, FailureScores(scores, risks, metric.lower()))
+                out[(f"image failure {metric}, {how}{suffix}", method)] = (set_name, FailureScores(scores, risks, metric.lower(), cache))
         return out
 
     def rows(self) -> list[dict[str, Any]]:

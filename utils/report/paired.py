@@ -10,7 +10,7 @@ tables (:func:`utils.segments.bootstrap_auroc`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -86,6 +86,7 @@ class FailureScores:
     scores: torch.Tensor
     risks: torch.Tensor
     metric: str
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # bootstrap draws, shared by the AURC and AUGRC rows
 
     def value(self) -> float:
         """Return the row's AURC or AUGRC (:mod:`utils.failure`)."""
@@ -97,7 +98,9 @@ class FailureScores:
         """Return the metric over ``n_boot`` resamples of the images (the same resamples for any row of as many images)."""
         from .. import failure
 
-        return failure.bootstrap_selective({"s": self.scores}, self.risks, n_boot=n_boot, seed=seed)["s"][self.metric]
+        if (n_boot, seed) not in self.cache:
+            self.cache[(n_boot, seed)] = failure.bootstrap_selective({"s": self.scores}, self.risks, n_boot=n_boot, seed=seed)["s"]
+        return self.cache[(n_boot, seed)][self.metric]
 
     def interval(self, n_boot: int, seed: int) -> tuple[float, float]:
         """Return the 95 % percentile interval of the metric over resampled images."""
