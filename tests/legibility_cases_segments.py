@@ -26,7 +26,14 @@ def _maps():
                                    {"IoU": table["iou"], "mean max-softmax": table["max_softmax_mean"]})
 
 
+def _triage():
+    scenes = DigitScenes("test", 8)
+    titles = [f"#{k + 1} shift 5\nrisk {r:.2f}" for k, r in enumerate(np.linspace(1, 0.7, 8))]
+    return plots.show_triage(scenes.images, scenes.labels, titles)
+
+
 CASES = {
     "show_segment_scatter": {"ch9 mean max-softmax vs IoU, two groups": _scatter},
     "show_segment_maps": {"ch9 a scene coloured by IoU and mean max-softmax": _maps},
+    "show_triage": {"ch9 the eight images to check first": _triage},
 }

@@ -164,3 +164,43 @@ def test_selective_metrics_refuse_bad_input():
         failure.aurc([], [])
     with pytest.raises(ValueError, match="coverage"):
         failure.risk_at_coverage([0.1], [0.0], 0.0)
+
+
+# ------------------------------------------------------------------ bootstrap
+
+
+def test_bootstrap_draws_equal_the_metrics_of_the_images_drawn():
+    from utils.spread import scene_draws
+
+    g = torch.Generator().manual_seed(3)
+    risks = torch.rand(30, generator=g, dtype=torch.float64)
+    scores = {"ties": torch.randint(4, (30,), generator=g).double(), "smooth": torch.rand(30, generator=g, dtype=torch.float64)}
+    boot = failure.bootstrap_selective(scores, risks, n_boot=20, seed=5)
+    draws = scene_draws(30, 20, 5)
+    for name, s in scores.items():
+        for b in range(20):
+            idx = draws[b]
+            assert boot[name]["aurc"][b].item() == pytest.approx(failure.aurc(s[idx], risks[idx]), abs=1e-12)
+            assert boot[name]["augrc"][b].item() == pytest.approx(failure.augrc(s[idx], risks[idx]), abs=1e-12)
+
+
+def test_bootstrap_refuses_bad_input():
+    with pytest.raises(ValueError, match="scores"):
+        failure.bootstrap_selective({}, [0.1, 0.2])
+    with pytest.raises(ValueError, match="one value per image"):
+        failure.bootstrap_selective({"a": [0.1, 0.2, 0.3]}, [0.1, 0.2])
+    with pytest.raises(ValueError, match="n_scenes|n_boot"):
+        failure.bootstrap_selective({"a": [0.1, 0.2]}, [0.1, 0.2], n_boot=0)
+
+
+def test_detector_scores_aggregates_every_map_every_way():
+    g = torch.Generator().manual_seed(0)
+    m = torch.rand(3, 8, 8, generator=g)
+    pred = torch.randint(3, (3, 8, 8), generator=g)
+    out = failure.detector_scores({"u": m, "v": 2 * m}, pred, [pred, torch.zeros_like(pred)])
+    assert len(out) == 2 * len(failure.AGGREGATORS) + 1
+    assert torch.allclose(out["u, foreground mean"], failure.mean_foreground(m, pred))
+    assert torch.allclose(out["v, mean"], 2 * failure.mean_all(m))
+    assert torch.allclose(out["pairwise Dice"], failure.pairwise_dice([pred, torch.zeros_like(pred)]))
+    with pytest.raises(ValueError, match="maps"):
+        failure.detector_scores({}, pred)

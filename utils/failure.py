@@ -7,7 +7,8 @@ A segmentation team triages *images*: which should a human check? This module gi
   score per image (:func:`aggregate`, :data:`AGGREGATORS`), and the ensemble's mean pairwise Dice between
   its members' label maps (:func:`pairwise_dice`);
 - **selective metrics** over images with a continuous risk (:func:`selective_curve`, :func:`aurc`,
-  :func:`e_aurc`, :func:`augrc`, :func:`risk_at_coverage`, :func:`coverage_at_risk`).
+  :func:`e_aurc`, :func:`augrc`, :func:`risk_at_coverage`, :func:`coverage_at_risk`), and their
+  image bootstrap, the same draws for every score (:func:`bootstrap_selective`: paired differences).
 
 Conventions: a higher score means *less* confident, so images are accepted by increasing score, and
 images with tied scores are taken in random order: every curve and area is the expectation over that
@@ -32,7 +33,9 @@ __all__ = [
     "aggregate",
     "augrc",
     "aurc",
+    "bootstrap_selective",
     "coverage_at_risk",
+    "detector_scores",
     "e_aurc",
     "image_risk",
     "mean_all",
@@ -211,6 +214,22 @@ AGGREGATORS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+def detector_scores(maps: dict[str, torch.Tensor], pred: torch.Tensor, label_maps: Sequence[torch.Tensor] | None = None,
+                    background: int = 0, **kwargs: object) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Return ``{"MAP, AGGREGATOR": (N,)}`` for every map and every aggregator, plus ``"pairwise Dice"`` of ``label_maps`` if given.
+
+    ``pred`` is the label map the foreground and interior aggregators use; ``kwargs`` (patch, threshold)
+    go to the aggregators. One call gives every image-level score of one set of images.
+    """
+    if not isinstance(maps, dict) or not maps:
+        raise ValueError("maps must be a non-empty dict {name: pixel map (N, H, W)}")
+    out = {f"{name}, {how}": aggregate(m, how, pred=pred, background=background, **kwargs)
+           for name, m in maps.items() for how in AGGREGATORS}  # fmt: skip
+    if label_maps is not None:
+        out["pairwise Dice"] = pairwise_dice(label_maps, background)
+    return out
+
+
 def aggregate(pixel_map: torch.Tensor, how: str, **kwargs: object) -> torch.Tensor:
     """Return one score per image ``(N,)`` from a pixel map by the aggregator ``how`` (a key of :data:`AGGREGATORS`)."""
     if how not in AGGREGATORS:
@@ -275,3 +294,42 @@ def coverage_at_risk(scores: Sequence[float] | torch.Tensor, risks: Sequence[flo
     curve = selective_curve(scores, risks)
     ok = curve["risk"] <= risk + 1e-12
     return float(curve["coverage"][ok].max()) if ok.any() else 0.0
+
+
+def _draw_areas(scores: torch.Tensor, risks: torch.Tensor, draws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """AURC and AUGRC ``(R,)`` of every row of ``draws`` (image indices), ties as in :func:`selective_curve`."""
+    s, r = scores[draws], risks[draws]
+    order = torch.argsort(s, dim=1, stable=True)
+    s, r = s.gather(1, order), r.gather(1, order)
+    n_boot, n = s.shape
+    new = torch.ones_like(s, dtype=torch.long)
+    new[:, 1:] = (s[:, 1:] != s[:, :-1]).long()
+    group = (new.cumsum(1) - 1 + n * torch.arange(n_boot)[:, None]).flatten()
+    sums = torch.zeros(n_boot * n, dtype=torch.float64).index_add_(0, group, r.flatten())
+    counts = torch.zeros(n_boot * n, dtype=torch.float64).index_add_(0, group, torch.ones(n_boot * n, dtype=torch.float64))
+    tied = (sums / counts.clamp(min=1))[group].view(n_boot, n)
+    cum = tied.cumsum(1)
+    k = torch.arange(1, n + 1, dtype=torch.float64)
+    return (cum / k).mean(1), (cum / n).mean(1)
+
+
+def bootstrap_selective(scores: dict[str, Sequence[float] | torch.Tensor], risks: Sequence[float] | torch.Tensor,
+                        n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:  # fmt: skip
+    """Return ``{name: {"aurc": (n_boot,), "augrc": (n_boot,)}}`` over resamples of the images, the same resamples for every score.
+
+    Each resample draws the n images with replacement (:func:`utils.spread.scene_draws` with ``seed``:
+    one image is one scene here), and each draw's areas equal :func:`aurc` and :func:`augrc` of the
+    images drawn. Differences of two scores' draws give a paired bootstrap of the difference.
+    """
+    from .spread import scene_draws
+
+    if not isinstance(scores, dict) or not scores:
+        raise ValueError("scores must be a non-empty dict {name: one score per image}")
+    checked = {name: _check_scores_risks(s, risks) for name, s in scores.items()}
+    n = len(next(iter(checked.values()))[1])
+    draws = scene_draws(n, n_boot, seed)
+    out = {}
+    for name, (s, r) in checked.items():
+        a, g = _draw_areas(s, r, draws)
+        out[name] = {"aurc": a, "augrc": g}
+    return out

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from ._base import PAGE_WIDTH, SMALL, _no_ticks, _show_gray, overlay
 
-__all__: list[str] = ["show_segment_maps", "show_segment_scatter"]
+__all__: list[str] = ["show_segment_maps", "show_segment_scatter", "show_triage"]
 
 
 def _flat(values, name: str) -> np.ndarray:
@@ -74,4 +74,21 @@ def show_segment_maps(
         cb.ax.tick_params(labelsize=SMALL)
     for ax in axes:
         _no_ticks(ax)
+    return fig
+
+
+def show_triage(images: torch.Tensor, predictions: torch.Tensor, titles: Sequence[str]) -> Figure:
+    """Draw images to check (top row) above the model's prediction overlaid in colour (bottom row), one title per image."""
+    n = len(titles)
+    if not 1 <= n <= len(images) or len(predictions) < n:
+        raise ValueError(f"need images and predictions for each of the {n} titles, got {len(images)} and {len(predictions)}")
+    fig, axes = plt.subplots(2, n, figsize=(min(PAGE_WIDTH, 1.2 * n + 0.4), 2.45), squeeze=False, layout="constrained")
+    for i in range(n):
+        _show_gray(axes[0, i], images[i])
+        axes[1, i].imshow(overlay(images[i], predictions[i]))
+        axes[0, i].set_title(titles[i], fontsize=SMALL)
+    for ax in axes.flat:
+        _no_ticks(ax)
+    axes[0, 0].set_ylabel("image", fontsize=SMALL)
+    axes[1, 0].set_ylabel("prediction", fontsize=SMALL)
     return fig

@@ -28,7 +28,13 @@ the background class of your data):
   ``mask FNR`` (share of foreground pixels the mask ``{p_background <= lambda}`` misses, per image),
   ``sets: pixels left out`` and ``sets: foreground pixels left out``;
 - ``false-positive segment AUROC``: predicted foreground segments that touch no true segment of their
-  class (MetaSeg's false positives, :mod:`utils.segments`) ranked by their mean score.
+  class (MetaSeg's false positives, :mod:`utils.segments`) ranked by their mean score;
+- image-level failure detection, per labelled set: ``image failure AUGRC, AGGREGATOR`` and
+  ``image failure AURC, AGGREGATOR`` (:mod:`utils.failure`): each image's risk is 1 - Dice of the
+  foreground of the method's label map, its score the method's pixel score aggregated into one number
+  (``mean``, ``foreground mean``, ``interior mean``, ``patch max``, ``share above``; ``failure_aggregators``
+  picks them), and for an ensemble also ``pairwise Dice`` between its members' label maps; lower is
+  better (AUGRC: the average risk of the failures accepted, Traub et al. 2024).
 
 ``background=None`` says the data have no background class: every labelled pixel is foreground, so the
 OOD pixels are ranked against all labelled pixels, and the rows that need a background (the foreground
@@ -48,8 +54,9 @@ Memory stays flat, whatever the number of images: every measure is kept as sums 
 the conformal thresholds keep one mean loss curve; the temperature is fitted by Newton steps on sums
 over batches (:func:`utils.calibration.fit_temperature_stream`), from validation logits kept up to
 ``val_cache_mb`` and otherwise by running the model over the validation images once per step. What
-grows with the images is small: one row per predicted segment (the segment AUROC) and one score per
-image where there are OOD sets.
+grows with the images is small: one row per predicted segment (the segment AUROC), one score per
+image where there are OOD sets, and one risk and one score per image, method and aggregator (the
+image-level failure rows).
 
 The measures are small classes streamed one by one (:mod:`~utils.report.measures`,
 :mod:`~utils.report.guarantees`, :mod:`~utils.report.segment_auroc`, :mod:`~utils.report.image_auroc`);
@@ -75,6 +82,7 @@ from .cli import main
 from .diagnosis import SKIPPED_COLUMNS, Diagnosis
 from .figures import FigureMaker, risk_coverage_from_counts
 from .guarantees import GuaranteeMeasure
+from .failure_detection import FailureMeasure
 from .image_auroc import OODImageMeasure
 from .inputs import Data, Fingerprint, batches, check_background, check_labels, check_models, check_shift_kind
 from .inputs import check_unit_range, shift_name, shifted_batches
@@ -99,6 +107,7 @@ __all__ = [
     "CalibrationMeasure",
     "Diagnosis",
     "ErrorMeasure",
+    "FailureMeasure",
     "GuaranteeMeasure",
     "Measure",
     "OODImageMeasure",
@@ -141,6 +150,7 @@ def diagnose(
     device: torch.device | str | None = None,
     progress: bool = True,
     val_cache_mb: float = 256.0,
+    failure_aggregators: Sequence[str] = ("mean", "foreground mean", "interior mean", "patch max", "share above"),
 ) -> Diagnosis:
     """Return the answer chapter's measures of ``model`` on ``data`` (and optional ``val``, ``shifted``, ``ood``) with bootstrap intervals.
 
@@ -156,7 +166,8 @@ def diagnose(
     unnormalised; ``thickness`` only for :class:`utils.data.DigitScenes`), or a callable
     ``(images, severity) -> images or (images, labels)``. ``mc_dropout=S`` adds MC dropout with S
     samples (the model needs dropout layers). ``temperature`` fixes T instead of fitting it on ``val``;
-    the fit keeps at most ``val_cache_mb`` of validation logits. Compare two results on the same images
+    the fit keeps at most ``val_cache_mb`` of validation logits. ``failure_aggregators``: the aggregators of
+    the image-level failure rows (:data:`utils.failure.AGGREGATORS`; ``()`` leaves the rows out). Compare two results on the same images
     with ``a.compare(b)``, two methods of one result with ``d.compare_methods(m1, m2)``.
     """
     models = check_models(model)
@@ -176,7 +187,7 @@ def diagnose(
     measures: list[Measure] = [CalibrationMeasure(settings), ErrorMeasure(settings),
                                GuaranteeMeasure(settings, fit.thresholds, alpha, fit.guarantee_note),
                                OODPixelMeasure(settings), SegmentMeasure(settings, segments_for),
-                               OODImageMeasure(settings, active=bool(ood))]  # fmt: skip
+                               OODImageMeasure(settings, active=bool(ood)), FailureMeasure(settings, failure_aggregators)]  # fmt: skip
     maker = FigureMaker(settings, n_examples) if figures else None
     run = _Run(models, fit.temperature, mc_dropout, dev, settings, measures, maker, seed, progress)
     for set_name, role, arg, source in sets:

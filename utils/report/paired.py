@@ -10,7 +10,7 @@ tables (:func:`utils.segments.bootstrap_auroc`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 
 from .. import segments, spread
 
-__all__ = ["ImageScores", "SegmentScores", "UnitSums"]
+__all__ = ["FailureScores", "ImageScores", "SegmentScores", "UnitSums"]
 
 Interval = tuple[float, float, float]
 
@@ -77,3 +77,38 @@ class ImageScores:
         boot = segments.bootstrap_auroc(np.arange(flag.size), flag, scores, n_boot=n_boot, seed=seed)
         point = roc_auc_score(flag, scores["a"]) - roc_auc_score(flag, scores["b"])
         return float(point), *_interval((boot["a"] - boot["b"]).to_numpy())
+
+
+@dataclass
+class FailureScores:
+    """One image-level failure-detection row: each image's score and risk, and the metric (``"aurc"`` or ``"augrc"``)."""
+
+    scores: torch.Tensor
+    risks: torch.Tensor
+    metric: str
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # bootstrap draws, shared by the AURC and AUGRC rows
+
+    def value(self) -> float:
+        """Return the row's AURC or AUGRC (:mod:`utils.failure`)."""
+        from .. import failure
+
+        return (failure.aurc if self.metric == "aurc" else failure.augrc)(self.scores, self.risks)
+
+    def draws(self, n_boot: int, seed: int) -> torch.Tensor:
+        """Return the metric over ``n_boot`` resamples of the images (the same resamples for any row of as many images)."""
+        from .. import failure
+
+        if (n_boot, seed) not in self.cache:
+            self.cache[(n_boot, seed)] = failure.bootstrap_selective({"s": self.scores}, self.risks, n_boot=n_boot, seed=seed)["s"]
+        return self.cache[(n_boot, seed)][self.metric]
+
+    def interval(self, n_boot: int, seed: int) -> tuple[float, float]:
+        """Return the 95 % percentile interval of the metric over resampled images."""
+        return spread.interval(self.draws(n_boot, seed))
+
+    def difference(self, other: FailureScores, n_boot: int, seed: int) -> Interval:
+        """Return ``(a - b, low, high)`` of the two rows over the same draws of images."""
+        if self.risks.numel() != other.risks.numel():
+            raise ValueError(f"the two rows hold {self.risks.numel()} and {other.risks.numel()} images: not the same images")
+        low, high = spread.interval(self.draws(n_boot, seed) - other.draws(n_boot, seed))
+        return self.value() - other.value(), low, high
