@@ -375,3 +375,32 @@ def test_cli_rejects_unknown_arch_and_data(tmp_path):
             main(["--out", str(tmp_path / "w"), *flag])
         assert info.value.code == 2
     assert not (tmp_path / "w").exists()
+
+
+# --- --data annotators: one annotator drawn per scene and epoch ----------------------------------
+
+
+def test_annotator_training_draws_one_annotator_per_scene_and_epoch():
+    from utils.annotators import AnnotatorScenes
+    from utils.train import _dataset
+
+    cfg = TrainConfig(data="annotators", width=4, epochs=2, train_size=40, snapshots=())
+    one, two = _dataset(cfg, "train", 40, start=0, epoch=1), _dataset(cfg, "train", 40, start=0, epoch=2)
+    assert isinstance(one, AnnotatorScenes) and torch.equal(one.annotations, two.annotations)
+    assert not torch.equal(one.picked, two.picked)  # same scenes (no recompose), other annotators
+    for data in (one, two):
+        assert torch.equal(data.labels, data.annotations[torch.arange(40), data.picked].long())
+    val = _dataset(cfg, "val", 5)
+    assert torch.equal(val.labels, val.reference)  # validation and test score the reference map
+
+
+def test_cli_trains_on_annotators(tmp_path):
+    out = tmp_path / "w"
+    argv = ["--out", str(out), "--data", "annotators", "--width", "4", "--epochs", "1", "--train-size", "8",
+            "--batch-size", "4", "--val-size", "2", "--test-size", "2", "--snapshots", "", "--quiet", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    entry = weights.manifest(out)["annot_unet_seed0"]
+    assert entry["config"]["data"] == "annotators" and "--data annotators" in entry["command"]
+    assert {"val_miou", "val_digit_accuracy"} <= set(entry["history"][-1]) and entry["test_size"] == 2
+    model = weights.load("annot_unet_seed0", directory=out)
+    assert isinstance(model, UNet) and model.config["num_classes"] == 11

@@ -8,7 +8,9 @@ trains the default recipe (a U-Net on DigitScenes), saves the final weights and 
 the way into ``--out``, scores each on the test split and records it in ``--out/manifest.json``.
 ``--arch lraspp`` trains torchvision's LR-ASPP MobileNetV3 instead (:func:`utils.models.lraspp`);
 ``--data nuclei`` trains on the nuclei image of :mod:`utils.nuclei` (random training crops, the val
-and test regions' tiles; 2 classes). ``--help`` lists the flags.
+and test regions' tiles; 2 classes). ``--data annotators`` trains on the multi-annotator scenes of
+:mod:`utils.annotators` with one annotator's label map drawn at random per scene and epoch (validation
+and test score the reference map). ``--help`` lists the flags.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import IGNORE_INDEX, NUM_CLASSES, SPLIT_SIZES, cpu_name, get_device, seed_everything
+from .annotators import AnnotatorScenes
 from .data import DigitScenes
 from .metrics import CalibrationMeter, confusion_matrix, digit_accuracy, iou_per_class, mean_iou, pixel_accuracy
 from .models import ARCHITECTURES, UNet, forward_logits, lraspp, predict_logits
@@ -36,7 +39,7 @@ from . import weights as weights_mod
 __all__ = ["DATASETS", "TrainConfig", "TrainResult", "build_model", "evaluate", "main", "train"]
 
 #: Training data the loop knows, with their number of classes.
-DATASETS: dict[str, int] = {"digitscenes": NUM_CLASSES, "nuclei": 2}
+DATASETS: dict[str, int] = {"digitscenes": NUM_CLASSES, "nuclei": 2, "annotators": NUM_CLASSES}
 
 
 @dataclass
@@ -57,7 +60,7 @@ class TrainConfig:
     snapshots: tuple[int, ...] = (2, 4, 6, 9)  # epochs after which a copy of the weights is kept
     max_steps: int | None = None  # stop early after this many optimiser steps (for demonstrations)
     arch: str = "unet"  # "unet" or "lraspp" (width, depth and dropout apply to the U-Net only)
-    data: str = "digitscenes"  # "digitscenes" or "nuclei" (train_size: scenes or random crops per epoch)
+    data: str = "digitscenes"  # "digitscenes", "nuclei" or "annotators" (train_size: scenes or random crops per epoch)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -109,8 +112,17 @@ def build_model(config: TrainConfig) -> nn.Module:
     return UNet(num_classes=k, width=config.width, depth=config.depth, dropout=config.dropout)
 
 
-def _dataset(config: TrainConfig, split: str, size: int, start: int = 0) -> DigitScenes | NucleiTiles:
-    """``size`` scenes of DigitScenes, or for nuclei: random crops (train) or the first ``size`` grid tiles."""
+def _dataset(config: TrainConfig, split: str, size: int, start: int = 0, epoch: int = 0) -> DigitScenes | NucleiTiles:
+    """``size`` scenes of DigitScenes, or for nuclei: random crops (train) or the first ``size`` grid tiles.
+
+    For ``annotators``: multi-annotator scenes labelled, in training, by one annotator drawn per scene
+    and ``epoch`` (draw seed ``1000 * seed + epoch``); in validation and test by the reference map.
+    """
+    if config.data == "annotators":
+        if split == "train":
+            return AnnotatorScenes("train", size, seed=config.seed, start=start, label="random",
+                                   draw_seed=1000 * config.seed + epoch)
+        return AnnotatorScenes(split, size, seed=0)
     if config.data == "digitscenes":
         seed = config.seed if split == "train" else 0
         return DigitScenes(split, size, seed=seed, start=start)
@@ -165,7 +177,7 @@ def evaluate(
 
 def _score_keys(config: TrainConfig) -> tuple[str, ...]:
     """The scalar scores of :func:`evaluate` that the history and the manifest record."""
-    if config.data == "digitscenes":
+    if config.data != "nuclei":
         return ("miou", "pixel_accuracy", "nll", "digit_accuracy", "ece", "digit_ece")
     return ("miou", "pixel_accuracy", "nll", "foreground_iou", "ece", "foreground_ece")
 
@@ -196,7 +208,7 @@ def train(
     bar = tqdm(total=total_steps, desc="training", disable=not progress, mininterval=1.0)
     for epoch in range(1, cfg.epochs + 1):
         first = (epoch - 1) * cfg.train_size if cfg.recompose else 0
-        data = _dataset(cfg, "train", cfg.train_size, start=first)
+        data = _dataset(cfg, "train", cfg.train_size, start=first, epoch=epoch)
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
         model.train()
         loss_sum, n_batches = 0.0, 0
@@ -242,10 +254,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m utils.train", description=__doc__.split("\n")[0])
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", type=Path, required=True, help="folder for the weights and manifest.json")
-    p.add_argument("--name", default=None, help="weights name (default: [nuclei_]{ARCH}_seed{SEED})")
+    p.add_argument("--name", default=None, help="weights name (default: [nuclei_|annot_]{ARCH}_seed{SEED})")
     p.add_argument("--arch", choices=ARCHITECTURES, default=d.arch, help="model (--width/--depth/--dropout: unet only)")
     p.add_argument("--data", choices=tuple(DATASETS), default=d.data,
-                   help="training data; nuclei: --train-size random crops per epoch, val/test sizes capped at their region's tiles")
+                   help="training data; nuclei: --train-size random crops per epoch, val/test sizes capped at their region's tiles; "
+                        "annotators: one annotator's map drawn per scene and epoch, scored on the reference map")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -283,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.test_size < 0:
         print(f"error: test_size must be >= 0, got {args.test_size}", file=sys.stderr)
         return 2
-    name = args.name or f"{'nuclei_' if cfg.data == 'nuclei' else ''}{cfg.arch}_seed{cfg.seed}"
+    prefix = {"nuclei": "nuclei_", "annotators": "annot_"}.get(cfg.data, "")
+    name = args.name or f"{prefix}{cfg.arch}_seed{cfg.seed}"
     device = get_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     result = train(cfg, device=device, progress=not args.quiet)
