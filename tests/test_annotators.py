@@ -286,3 +286,18 @@ def test_measure_errors_name_the_argument():
         label_distribution(torch.full((2, 3, 3), 11))
     with pytest.raises(TypeError, match="annotations"):
         annotator_entropy(torch.rand(2, 3, 3))
+
+
+def test_energy_distance_agrees_with_its_definition_on_random_maps():
+    """The vectorised distances equal the mean of iou_distance over every pair, in both modes."""
+    g = torch.Generator().manual_seed(1)
+    samples = torch.randint(0, 4, (3, 2, 5, 5), generator=g) * (torch.rand(3, 2, 5, 5, generator=g) > 0.5)
+    ann = torch.randint(0, 4, (2, 4, 5, 5), generator=g) * (torch.rand(2, 4, 5, 5, generator=g) > 0.5)
+    for mode in ("foreground", "classes"):
+        got = scene_energy_distances(samples, ann, mode=mode, num_classes=4)
+        for n in range(2):
+            s, y = samples[:, n], ann[n]
+            d_sy = iou_distance(s[:, None], y[None], mode, 4).mean()
+            d_ss = iou_distance(s[:, None], s[None], mode, 4).mean()
+            d_yy = iou_distance(y[:, None], y[None], mode, 4).mean()
+            assert float(got[n]) == pytest.approx(float(2 * d_sy - d_ss - d_yy)), (mode, n)

@@ -344,37 +344,60 @@ def iou_distance(a: torch.Tensor, b: torch.Tensor, mode: str = "foreground", num
     return torch.where(present > 0, 1.0 - iou_sum / present.clamp_min(1), 0.0)
 
 
+def _pairwise_distances(a: torch.Tensor, b: torch.Tensor, mode: str, num_classes: int) -> torch.Tensor:
+    """``1 - IoU`` of every pair of label maps ``a`` ``(P, N, H, W)`` and ``b`` ``(Q, N, H, W)`` of the same scene: ``(P, Q, N)`` float64.
+
+    The same definition as :func:`iou_distance`, computed with one matrix product per class.
+    """
+    if mode not in ("foreground", "classes"):
+        raise ValueError(f"mode must be 'foreground' or 'classes', got {mode!r}")
+    a, b = a.long().flatten(2), b.long().flatten(2)  # (P, N, HW), (Q, N, HW)
+    tests = [lambda x: x > 0] if mode == "foreground" else [lambda x, c=c: x == c for c in range(1, num_classes)]
+    iou_sum = torch.zeros(a.shape[0], b.shape[0], a.shape[1], dtype=torch.float64)
+    present = torch.zeros_like(iou_sum)
+    for test in tests:
+        ma, mb = test(a).float(), test(b).float()
+        inter = torch.einsum("pnx,qnx->pqn", ma, mb).double()
+        union = ma.sum(-1).double()[:, None] + mb.sum(-1).double()[None] - inter
+        here = union > 0
+        iou_sum += torch.where(here, inter / union.clamp_min(1), 0.0)
+        present += here.double()
+    return torch.where(present > 0, 1.0 - iou_sum / present.clamp_min(1), 0.0)
+
+
+def scene_energy_distances(samples: torch.Tensor, annotations: torch.Tensor, mode: str = "foreground",
+                           num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    """Return Kohl et al. (2018)'s generalised energy distance of every scene ``(N,)`` float64.
+
+    ``samples`` ``(M, N, H, W)`` are the model's label maps (M per scene), ``annotations`` ``(N, A, H, W)``
+    the annotators'; per scene ``D^2 = 2 E d(S, Y) - E d(S, S') - E d(Y, Y')`` with ``d = 1 - IoU``
+    (:func:`iou_distance`). Each expectation is the mean over all pairs of the empirical distributions, the
+    same member twice included (as Kohl et al.'s evaluation code does), so two equal sets have distance 0.
+    """
+    for name, t in (("samples", samples), ("annotations", annotations)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.is_floating_point() or min(t.shape[:2]) < 1:
+            raise ValueError(f"{name} must be an integer tensor of label maps, (M, N, H, W) for samples and (N, A, H, W) "
+                             f"for annotations, got {getattr(t, 'shape', type(t).__name__)}")
+    if annotations.shape[0] != samples.shape[1]:
+        raise ValueError(f"annotations must hold the same N = {samples.shape[1]} scenes as samples, got {annotations.shape[0]}")
+    if samples.shape[2:] != annotations.shape[2:]:
+        raise ValueError(f"samples and annotations must have the same H, W, got {tuple(samples.shape[2:])} and {tuple(annotations.shape[2:])}")
+    y = annotations.transpose(0, 1)  # (A, N, H, W)
+    d_sy = _pairwise_distances(samples, y, mode, num_classes).mean((0, 1))
+    d_ss = _pairwise_distances(samples, samples, mode, num_classes).mean((0, 1))
+    d_yy = _pairwise_distances(y, y, mode, num_classes).mean((0, 1))
+    return 2 * d_sy - d_ss - d_yy
+
+
 def energy_distance(samples: torch.Tensor, annotations: torch.Tensor, mode: str = "foreground",
                     num_classes: int = NUM_CLASSES) -> float:
-    """Return Kohl et al. (2018)'s generalised energy distance ``2 E d(S, Y) - E d(S, S') - E d(Y, Y')`` of one image.
-
-    ``samples`` ``(M, H, W)`` are the model's label maps, ``annotations`` ``(A, H, W)`` the annotators';
-    ``d = 1 - IoU`` (:func:`iou_distance`). Each expectation is the mean over all pairs of the empirical
-    distributions, the same member twice included (as Kohl et al.'s evaluation code does), so two equal
-    sets have distance 0.
-    """
+    """Return the generalised energy distance of one image: ``samples`` ``(M, H, W)`` vs ``annotations`` ``(A, H, W)`` (see :func:`scene_energy_distances`)."""
     for name, t in (("samples", samples), ("annotations", annotations)):
         if not isinstance(t, torch.Tensor) or t.ndim != 3 or t.shape[0] < 1:
             raise ValueError(f"{name} must be a tensor (M, H, W) of label maps with M >= 1, got {getattr(t, 'shape', type(t).__name__)}")
     if samples.shape[1:] != annotations.shape[1:]:
         raise ValueError(f"samples and annotations must have the same H, W, got {tuple(samples.shape[1:])} and {tuple(annotations.shape[1:])}")
-    s, y = samples[:, None], annotations[:, None]
-    d_sy = iou_distance(samples[:, None], annotations[None], mode, num_classes).mean()
-    d_ss = iou_distance(s, samples[None], mode, num_classes).mean()
-    d_yy = iou_distance(y, annotations[None], mode, num_classes).mean()
-    return float(2 * d_sy - d_ss - d_yy)
-
-
-def scene_energy_distances(samples: torch.Tensor, annotations: torch.Tensor, mode: str = "foreground",
-                           num_classes: int = NUM_CLASSES) -> torch.Tensor:
-    """Return the energy distance of every scene ``(N,)`` float64: ``samples`` ``(M, N, H, W)``, ``annotations`` ``(N, A, H, W)``."""
-    if not isinstance(samples, torch.Tensor) or samples.ndim != 4:
-        raise ValueError(f"samples must be a tensor (M, N, H, W) of label maps, got {getattr(samples, 'shape', type(samples).__name__)}")
-    if not isinstance(annotations, torch.Tensor) or annotations.ndim != 4 or annotations.shape[0] != samples.shape[1]:
-        raise ValueError(f"annotations must be a tensor (N, A, H, W) with N = {samples.shape[1]}, "
-                         f"got {getattr(annotations, 'shape', type(annotations).__name__)}")
-    return torch.tensor([energy_distance(samples[:, n], annotations[n], mode, num_classes)
-                         for n in range(samples.shape[1])], dtype=torch.float64)
+    return float(scene_energy_distances(samples[:, None], annotations[None], mode, num_classes)[0])
 
 
 def _check_scores(x: torch.Tensor, name: str, shape: torch.Size | None = None) -> torch.Tensor:
