@@ -21,8 +21,10 @@ from utils.annotators import (
     energy_distance,
     iou_distance,
     label_distribution,
+    log_ratio_difference,
     make_annotator_scene,
     masked_mean,
+    mean_ratio,
     pixel_correlation,
     scene_energy_distances,
 )
@@ -301,3 +303,22 @@ def test_energy_distance_agrees_with_its_definition_on_random_maps():
             d_ss = iou_distance(s[:, None], s[None], mode, 4).mean()
             d_yy = iou_distance(y[:, None], y[None], mode, 4).mean()
             assert float(got[n]) == pytest.approx(float(2 * d_sy - d_ss - d_yy)), (mode, n)
+
+
+def test_mean_ratio_and_log_ratio_difference_by_hand():
+    # scene 0: probe pixels 2, 4 (mean 3), base pixel 1; scene 1: probe 6, base 3, 5 -> pooled probe 12/3 = 4, base 9/3 = 3
+    values = torch.tensor([[[2.0, 4.0, 1.0, 0.0]], [[6.0, 3.0, 5.0, 0.0]]])
+    probe = torch.tensor([[[True, True, False, False]], [[True, False, False, False]]])
+    base = torch.tensor([[[False, False, True, False]], [[False, True, True, False]]])
+    ratio, low, high = mean_ratio(values, probe, base, n_boot=200)
+    assert ratio == pytest.approx(4 / 3) and low <= ratio <= high
+    # a replicate holds scene 0 twice (ratio 3 / 1 = 3), scene 1 twice (6 / 4 = 1.5) or each once (4 / 3)
+    assert low >= 4 / 3 - 1e-12 and high <= 3 + 1e-12
+    # base_values: the base mean is taken of another map on the base pixels
+    assert mean_ratio(values, probe, base, base_values=2 * values, n_boot=10)[0] == pytest.approx(2 / 3)
+    # a = 2 * values has the same ratio as values: log difference 0; a = values on probe only doubles ratio_a
+    assert log_ratio_difference(2 * values, values, probe, base, n_boot=10)[0] == pytest.approx(0.0, abs=1e-12)
+    doubled = torch.where(probe, 2 * values, values)
+    assert log_ratio_difference(doubled, values, probe, base, n_boot=10)[0] == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match="probe"):
+        mean_ratio(values, probe.float(), base)

@@ -57,8 +57,10 @@ __all__ = [
     "energy_distance",
     "iou_distance",
     "label_distribution",
+    "log_ratio_difference",
     "make_annotator_scene",
     "masked_mean",
+    "mean_ratio",
     "pixel_correlation",
     "scene_energy_distances",
 ]
@@ -485,3 +487,42 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, n_boot: int = 1000, se
     dims = tuple(range(1, values.ndim))
     sums = {"sum": (values.double() * mask).sum(dims), "n": mask.double().sum(dims)}
     return spread.bootstrap(sums, lambda s: s["sum"] / torch.where(s["n"] > 0, s["n"], torch.nan), n_boot=n_boot, seed=seed)
+
+
+def _ratio_sums(values: torch.Tensor, probe: torch.Tensor, base: torch.Tensor, base_values: torch.Tensor | None,
+                tag: str) -> spread.Sums:
+    """Per-scene sums of ``values`` on ``probe`` and of ``base_values`` (default ``values``) on ``base``, keys suffixed with ``tag``."""
+    _check_scores(values, "values")
+    base_values = values if base_values is None else _check_scores(base_values, "base_values", values.shape)
+    for name, m in (("probe", probe), ("base", base)):
+        if not isinstance(m, torch.Tensor) or m.dtype != torch.bool or m.shape != values.shape:
+            raise ValueError(f"{name} must be a bool tensor of shape {tuple(values.shape)}")
+    dims = tuple(range(1, values.ndim))
+    return {f"p{tag}": (values.double() * probe).sum(dims), f"np{tag}": probe.double().sum(dims),
+            f"b{tag}": (base_values.double() * base).sum(dims), f"nb{tag}": base.double().sum(dims)}
+
+
+def _ratio(q: spread.Sums, tag: str = "") -> torch.Tensor:
+    return (q[f"p{tag}"] / q[f"np{tag}"]) / (q[f"b{tag}"] / q[f"nb{tag}"])
+
+
+def mean_ratio(values: torch.Tensor, probe: torch.Tensor, base: torch.Tensor, base_values: torch.Tensor | None = None,
+               n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """Return ``(ratio, low, high)``: mean of ``values`` on the ``probe`` pixels over its mean on the ``base`` pixels, with a scene-bootstrap 95 % interval.
+
+    ``values``, ``probe`` and ``base`` are ``(S, H, W)`` (pixels pooled over scenes); with ``base_values``
+    the base mean is taken of them instead (for example the same pixels on the unshifted images), paired by scene.
+    """
+    return spread.bootstrap(_ratio_sums(values, probe, base, base_values, ""), _ratio, n_boot=n_boot, seed=seed)
+
+
+def log_ratio_difference(a: torch.Tensor, b: torch.Tensor, probe: torch.Tensor, base: torch.Tensor,
+                         a_base: torch.Tensor | None = None, b_base: torch.Tensor | None = None,
+                         n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """Return ``log(ratio_a / ratio_b)`` of two scores' :func:`mean_ratio` on the same pixels, with a paired scene-bootstrap 95 % interval.
+
+    Positive: score ``a`` rises more, relative to its own base level, on the probe pixels than score ``b``
+    (for example ``a`` the mutual information and ``b`` the expected entropy on letter pixels).
+    """
+    sums = _ratio_sums(a, probe, base, a_base, "a") | _ratio_sums(b, probe, base, b_base, "b")
+    return spread.bootstrap(sums, lambda q: torch.log(_ratio(q, "a") / _ratio(q, "b")), n_boot=n_boot, seed=seed)
