@@ -184,6 +184,40 @@ def test_bootstrap_draws_equal_the_metrics_of_the_images_drawn():
             assert boot[name]["augrc"][b].item() == pytest.approx(failure.augrc(s[idx], risks[idx]), abs=1e-12)
 
 
+def test_bootstrap_groups_draw_whole_groups_with_all_their_images():
+    # hand-made: 5 images, scenes a (images 0, 3), b (1), c (2, 4); ids sorted: a=0, b=1, c=2
+    from utils.spread import scene_draws
+
+    risks = torch.tensor([0.0, 1.0, 0.5, 0.2, 0.9], dtype=torch.float64)
+    scores = {"s": torch.tensor([0.1, 0.9, 0.4, 0.2, 0.8], dtype=torch.float64), "flat": torch.zeros(5, dtype=torch.float64)}
+    groups = ["a", "b", "c", "a", "c"]
+    members = {0: [0, 3], 1: [1], 2: [2, 4]}
+    boot = failure.bootstrap_selective(scores, risks, n_boot=15, seed=2, groups=groups)
+    draws = failure.image_draws(5, 15, 2, groups)
+    for b, row in enumerate(scene_draws(3, 15, 2)):
+        idx = torch.tensor([i for g in row.tolist() for i in members[g]])
+        assert torch.equal(draws[b], idx)
+        for name, s in scores.items():
+            assert boot[name]["aurc"][b].item() == pytest.approx(failure.aurc(s[idx], risks[idx]), abs=1e-12)
+            assert boot[name]["augrc"][b].item() == pytest.approx(failure.augrc(s[idx], risks[idx]), abs=1e-12)
+    # one group holding every image: every resample is the whole set
+    whole = failure.bootstrap_selective(scores, risks, n_boot=4, groups=[7] * 5)
+    assert torch.allclose(whole["s"]["aurc"], torch.full((4,), failure.aurc(scores["s"], risks), dtype=torch.float64))
+
+
+def test_bootstrap_one_group_per_image_equals_the_image_bootstrap():
+    g = torch.Generator().manual_seed(4)
+    risks = torch.rand(25, generator=g, dtype=torch.float64)
+    scores = {"a": torch.randint(5, (25,), generator=g).double(), "b": torch.rand(25, generator=g, dtype=torch.float64)}
+    plain = failure.bootstrap_selective(scores, risks, n_boot=30, seed=1)
+    grouped = failure.bootstrap_selective(scores, risks, n_boot=30, seed=1, groups=torch.arange(25))
+    for name in scores:
+        for m in ("aurc", "augrc"):
+            assert torch.allclose(plain[name][m], grouped[name][m], atol=1e-12)
+    with pytest.raises(ValueError, match="groups"):
+        failure.bootstrap_selective(scores, risks, groups=[0, 1])
+
+
 def test_bootstrap_refuses_bad_input():
     with pytest.raises(ValueError, match="scores"):
         failure.bootstrap_selective({}, [0.1, 0.2])

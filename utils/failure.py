@@ -8,7 +8,8 @@ A segmentation team triages *images*: which should a human check? This module gi
   its members' label maps (:func:`pairwise_dice`);
 - **selective metrics** over images with a continuous risk (:func:`selective_curve`, :func:`aurc`,
   :func:`e_aurc`, :func:`augrc`, :func:`risk_at_coverage`, :func:`coverage_at_risk`), and their
-  image bootstrap, the same draws for every score (:func:`bootstrap_selective`: paired differences).
+  image bootstrap, the same draws for every score (:func:`bootstrap_selective`: paired differences;
+  with ``groups``, whole scenes where several images show one, :func:`image_draws`).
 
 Conventions: a higher score means *less* confident, so images are accepted by increasing score, and
 images with tied scores are taken in random order: every curve and area is the expectation over that
@@ -37,6 +38,7 @@ __all__ = [
     "coverage_at_risk",
     "detector_scores",
     "e_aurc",
+    "image_draws",
     "image_risk",
     "mean_all",
     "mean_foreground",
@@ -296,9 +298,8 @@ def coverage_at_risk(scores: Sequence[float] | torch.Tensor, risks: Sequence[flo
     return float(curve["coverage"][ok].max()) if ok.any() else 0.0
 
 
-def _draw_areas(scores: torch.Tensor, risks: torch.Tensor, draws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """AURC and AUGRC ``(R,)`` of every row of ``draws`` (image indices), ties as in :func:`selective_curve`."""
-    s, r = scores[draws], risks[draws]
+def _row_areas(s: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """AURC and AUGRC ``(R,)`` of every row of scores ``s`` and risks ``r`` ``(R, n)``, ties as in :func:`selective_curve`."""
     order = torch.argsort(s, dim=1, stable=True)
     s, r = s.gather(1, order), r.gather(1, order)
     n_boot, n = s.shape
@@ -313,13 +314,54 @@ def _draw_areas(scores: torch.Tensor, risks: torch.Tensor, draws: torch.Tensor) 
     return (cum / k).mean(1), (cum / n).mean(1)
 
 
+def _draw_areas(scores: torch.Tensor, risks: torch.Tensor, draws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """AURC and AUGRC ``(R,)`` of every row of ``draws`` (image indices), ties as in :func:`selective_curve`."""
+    return _row_areas(scores[draws], risks[draws])
+
+
+def _group_members(groups: Sequence[object] | torch.Tensor, n: int) -> list[torch.Tensor]:
+    """Image indices of each group, the groups in sorted order of their ids (one id per image)."""
+    ids = groups.tolist() if isinstance(groups, torch.Tensor) else list(groups)
+    if len(ids) != n:
+        raise ValueError(f"groups must hold one group id per image ({n}), got {len(ids)}")
+    try:
+        keys = sorted(set(ids))
+    except TypeError as err:
+        raise ValueError("groups must hold sortable group ids (e.g. scene indices)") from err
+    where = {key: i for i, key in enumerate(keys)}
+    members: list[list[int]] = [[] for _ in keys]
+    for i, key in enumerate(ids):
+        members[where[key]].append(i)
+    return [torch.tensor(m, dtype=torch.long) for m in members]
+
+
+def image_draws(n_images: int, n_boot: int = 1000, seed: int = 0,
+                groups: Sequence[object] | torch.Tensor | None = None) -> list[torch.Tensor]:  # fmt: skip
+    """Return the ``n_boot`` resamples of :func:`bootstrap_selective` as image indices, one tensor per resample.
+
+    Without ``groups`` each row of :func:`utils.spread.scene_draws` ``(n_images, n_boot, seed)`` is one
+    resample. With ``groups`` (one id per image, e.g. its scene) the groups are drawn with replacement
+    (``scene_draws`` over the groups, sorted by id) and each brings all its images, so resamples can
+    differ in length.
+    """
+    from .spread import scene_draws
+
+    if groups is None:
+        return list(scene_draws(n_images, n_boot, seed))
+    members = _group_members(groups, n_images)
+    return [torch.cat([members[g] for g in row.tolist()]) for row in scene_draws(len(members), n_boot, seed)]
+
+
 def bootstrap_selective(scores: dict[str, Sequence[float] | torch.Tensor], risks: Sequence[float] | torch.Tensor,
-                        n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:  # fmt: skip
+                        n_boot: int = 1000, seed: int = 0,
+                        groups: Sequence[object] | torch.Tensor | None = None) -> dict[str, dict[str, torch.Tensor]]:  # fmt: skip
     """Return ``{name: {"aurc": (n_boot,), "augrc": (n_boot,)}}`` over resamples of the images, the same resamples for every score.
 
     Each resample draws the n images with replacement (:func:`utils.spread.scene_draws` with ``seed``:
-    one image is one scene here), and each draw's areas equal :func:`aurc` and :func:`augrc` of the
-    images drawn. Differences of two scores' draws give a paired bootstrap of the difference.
+    one image is one scene), and each draw's areas equal :func:`aurc` and :func:`augrc` of the images
+    drawn. Where several images show one scene (e.g. two corruptions of it), pass ``groups``, one group
+    id per image: whole groups are then drawn, each with all its images (:func:`image_draws`).
+    Differences of two scores' draws give a paired bootstrap of the difference.
     """
     from .spread import scene_draws
 
@@ -327,9 +369,16 @@ def bootstrap_selective(scores: dict[str, Sequence[float] | torch.Tensor], risks
         raise ValueError("scores must be a non-empty dict {name: one score per image}")
     checked = {name: _check_scores_risks(s, risks) for name, s in scores.items()}
     n = len(next(iter(checked.values()))[1])
-    draws = scene_draws(n, n_boot, seed)
-    out = {}
-    for name, (s, r) in checked.items():
-        a, g = _draw_areas(s, r, draws)
-        out[name] = {"aurc": a, "augrc": g}
-    return out
+    if groups is None:
+        draws = scene_draws(n, n_boot, seed)
+        out = {}
+        for name, (s, r) in checked.items():
+            a, g = _draw_areas(s, r, draws)
+            out[name] = {"aurc": a, "augrc": g}
+        return out
+    names = list(checked)
+    s_all = torch.stack([checked[k][0] for k in names])
+    r = checked[names[0]][1]
+    areas = [_row_areas(s_all[:, idx], r[idx].expand(len(names), -1)) for idx in image_draws(n, n_boot, seed, groups)]
+    return {k: {"aurc": torch.stack([a[i] for a, _ in areas]), "augrc": torch.stack([g[i] for _, g in areas])}
+            for i, k in enumerate(names)}
