@@ -358,3 +358,34 @@ def test_boundary_mask_errors():
         boundary_mask(_square(), width=0)
     with pytest.raises(ValueError):
         boundary_mask(_square()[None, None])
+
+
+@pytest.mark.parametrize("low, high, bins", [(1e-7, 10.0, 4096), (1e-7, 10.0, 16384), (0.5, 2.0, 3), (1e-3, 1.0, 5)])
+def test_log_bucketize_equals_the_binary_search(low, high, bins):
+    from utils.metrics.detection import _log_bucketize
+
+    edges = torch.logspace(math.log10(low), math.log10(high), bins - 1, dtype=torch.float64)
+    edges[0], edges[-1] = low, high  # as DetectionMeter sets them
+    g = torch.Generator().manual_seed(0)
+    below = edges.nextafter(torch.tensor(0.0, dtype=torch.float64))
+    above = edges.nextafter(torch.tensor(1e300, dtype=torch.float64))
+    x = torch.cat([torch.rand(50_000, generator=g, dtype=torch.float64) * 20,
+                   torch.rand(50_000, generator=g, dtype=torch.float64) ** 30,
+                   edges, below, above, torch.tensor([0.0, -1.0, 1e-300, 1e300, math.inf], dtype=torch.float64)])
+    expected = torch.bucketize(x, edges, right=False)
+    assert torch.equal(_log_bucketize(x, edges), expected)               # exact edges and their neighbours too
+    assert torch.equal(_log_bucketize(x.float(), edges), torch.bucketize(x.float().double(), edges, right=False))
+    assert expected.min() == 0 and expected.max() == edges.numel()         # both open-ended bins are exercised
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_probability_check_names_nan_and_infinite_values(bad):
+    from utils.metrics._checks import _check_prob_values
+
+    p = torch.full((2, 4, 3, 3), 0.25)
+    p[1, 2, 0, 1] = bad  # one value among many: the one-pass min/max must still see it
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        _check_prob_values(p)
+    p[1, 2, 0, 1] = 1.5
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        _check_prob_values(p)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 
 from .config import IGNORE_INDEX
+from .metrics.detection import _log_bucketize
 from .metrics._checks import _check_int, _check_label_map, _check_mask, _check_prob_values, _check_probs
 
 __all__ = [
@@ -71,11 +72,14 @@ def calibration_sums(
     keep = labelled if mask is None else labelled & mask.to(labelled.device)
     s = probs.shape[0]
     scene = torch.arange(s, device=probs.device)[:, None, None].expand_as(target)[keep]
-    p = probs.movedim(1, -1)[keep].double().clamp(0, 1)
+    # per-pixel values first (max and gather over classes), then the kept pixels: the same numbers as
+    # indexing the (pixels, K) probabilities, with K times less data moved
+    top, pred = probs.max(dim=1)
+    true_p = probs.gather(1, target.clamp(0, k - 1).long().unsqueeze(1)).squeeze(1)
+    conf = top[keep].double().clamp(0, 1)
     y = target[keep].long()
-    conf, pred = p.max(dim=1)
-    correct = (pred == y).double()
-    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=p.device)
+    correct = (pred[keep] == y).double()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=conf.device)
     b = (torch.bucketize(conf, edges, right=False) - 1).clamp_(0, n_bins - 1)
     index = scene * n_bins + b
 
@@ -83,7 +87,7 @@ def calibration_sums(
         out = torch.bincount(index, weights=weights, minlength=s * n_bins)
         return out.double().reshape(s, n_bins).cpu()
 
-    nll_sum = torch.bincount(scene, weights=-p.gather(1, y[:, None])[:, 0].clamp(min=1e-12).log(), minlength=s)
+    nll_sum = torch.bincount(scene, weights=-true_p[keep].double().clamp(0, 1).clamp(min=1e-12).log(), minlength=s)
     return {"count": per_bin(None), "conf": per_bin(conf), "correct": per_bin(correct), "nll": nll_sum.double().cpu()}
 
 
@@ -144,7 +148,7 @@ def detection_sums(
     bins = _check_int(bins, "bins", 3)
     s = score.shape[0]
     edges = torch.logspace(math.log10(low), math.log10(high), bins - 1, dtype=torch.float64, device=score.device)
-    index = torch.bucketize(score.double(), edges, right=False)
+    index = _log_bucketize(score, edges)
     scene = torch.arange(s, device=score.device).view(-1, *([1] * (score.ndim - 1))).expand_as(score)
     flat = scene * bins + index
     keep = torch.ones_like(positive) if mask is None else mask.to(positive.device)

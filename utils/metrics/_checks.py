@@ -98,10 +98,11 @@ def _check_prob_values(p: torch.Tensor) -> None:
     """Check that ``p`` (classes along dim 1) holds finite probabilities in [0, 1] summing to 1 over dim 1."""
     if p.numel() == 0:
         return
-    if not torch.isfinite(p).all():
+    low, high = (float(v) for v in torch.aminmax(p))  # one pass; NaN anywhere makes both NaN
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError("probs holds NaN or infinite values")
-    if float(p.min()) < -1e-6 or float(p.max()) > 1 + 1e-6:
-        raise ValueError(f"probs must lie in [0, 1], got values in [{float(p.min()):.3g}, {float(p.max()):.3g}]")
+    if low < -1e-6 or high > 1 + 1e-6:
+        raise ValueError(f"probs must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]")
     err = float((p.sum(dim=1, dtype=torch.float32) - 1).abs().max())
     if err > 1e-3:
         raise ValueError(f"probs must sum to 1 over dim 1 (classes), but a pixel is off by {err:.3g}")

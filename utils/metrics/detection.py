@@ -140,6 +140,27 @@ def detection_report(score: torch.Tensor, positive: torch.Tensor) -> dict[str, f
     return {"auroc": auroc(score, positive), "aupr": aupr(score, positive), "fpr95": fpr_at_tpr(score, positive)}
 
 
+def _log_bucketize(x: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """Return ``torch.bucketize(x.double(), edges, right=False)`` for increasing, log-spaced positive ``edges``.
+
+    The bin is first guessed from ``log x`` (within one bin of the truth) and then settled by comparing
+    ``x`` with the three edges around the guess: the same indices as the binary search, several times
+    faster on millions of pixels.
+    """
+    x = x.double()
+    n = edges.numel()
+    if n < 3:
+        return torch.bucketize(x, edges, right=False)
+    lo, hi = float(edges[0]), float(edges[-1])
+    step = (math.log(hi) - math.log(lo)) / (n - 1)
+    guess = ((x.clamp(lo / 2, hi * 2).log() - math.log(lo)) / step).floor_().long()
+    base = (guess - 1).clamp_(0, n - 3)
+    count = base.clone()
+    for t in range(3):  # edges below base are < x and edges above base + 2 are >= x
+        count += edges[base + t] < x
+    return count
+
+
 class DetectionMeter:
     """Stream per-pixel scores and positive flags into a log-spaced histogram; read AUROC, AUPR, FPR95, AURC off it.
 
@@ -184,7 +205,7 @@ class DetectionMeter:
             s, pos = s.flatten(), pos.flatten()
             if torch.isnan(s).any():
                 raise ValueError("score holds NaN values")
-            index = torch.bucketize(s.double(), self.edges.to(s.device), right=False)
+            index = _log_bucketize(s, self.edges.to(s.device))
             self._pos += torch.bincount(index[pos], minlength=self.bins).cpu().numpy()
             self._neg += torch.bincount(index[~pos], minlength=self.bins).cpu().numpy()
         return self
