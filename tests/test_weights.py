@@ -358,3 +358,40 @@ def test_shipped_nuclei_ensemble_shares_one_recipe(shipped_manifest):
     configs = [{k: v for k, v in shipped_manifest[n]["config"].items() if k != "seed"} for n in NUCLEI]
     assert configs[0] == configs[1] == configs[2]
     assert len({shipped_manifest[n]["sha256"] for n in NUCLEI}) == 3
+
+
+# --- the multi-annotator U-Nets (issue 23) ------------------------------------------------------
+
+ANNOT = [f"annot_unet_seed{s}" for s in range(5)]
+
+
+def test_shipped_annotator_ensemble_shares_one_recipe(shipped_manifest):
+    """Five seeds of one recipe on utils.annotators scenes (one annotator drawn per scene and epoch), with dropout for MC dropout."""
+    configs = []
+    for seed, name in enumerate(ANNOT):
+        assert name in shipped_manifest, f"{name} is missing: python -m utils.train --data annotators --seed {seed} ..."
+        entry = shipped_manifest[name]
+        assert REQUIRED_KEYS <= set(entry), (name, REQUIRED_KEYS - set(entry))
+        assert "--data annotators" in entry["command"] and f"--seed {seed}" in entry["command"]
+        assert "--out utils/weights" in entry["command"]
+        assert entry["config"]["data"] == "annotators" and entry["config"]["seed"] == seed and entry["config"]["dropout"] > 0
+        # trained to a plateau: the validation mIoU (against the reference map) moved by < 0.015 over the last three epochs
+        last = [h["val_miou"] for h in entry["history"][-3:]]
+        assert max(last) - min(last) < 0.015, (name, last)
+        configs.append({k: v for k, v in entry["config"].items() if k != "seed"})
+    assert all(c == configs[0] for c in configs)
+    assert len({shipped_manifest[n]["sha256"] for n in ANNOT}) == 5, "members must differ"
+
+
+@pytest.mark.parametrize("name", ANNOT)
+def test_shipped_annotator_unets_reproduce_their_test_scores(shipped_manifest, name):
+    from utils.annotators import AnnotatorScenes
+    from utils.train import evaluate
+
+    entry = shipped_manifest[name]
+    model = load(name)
+    assert isinstance(model, UNet) and model.config["num_classes"] == 11 and not model.training
+    # the manifest's score is on 1,000 test scenes against the reference map; the first 100 land near it
+    scores = evaluate(model, AnnotatorScenes("test", 100))
+    assert abs(scores["miou"] - entry["test_miou"]) < 0.05, (scores["miou"], entry["test_miou"])
+    assert abs(scores["pixel_accuracy"] - entry["test_pixel_accuracy"]) < 0.01
