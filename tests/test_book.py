@@ -184,3 +184,14 @@ def test_every_bibliography_entry_is_cited_and_every_citation_exists():
     cited = {k.strip() for group in re.findall(r"\{cite[:\w]*\}`([^`]+)`", text) for k in group.split(",")}
     assert not keys - cited, f"uncited bibliography entries: {sorted(keys - cited)}; cite them where they fit or remove them"
     assert not cited - keys, f"citations missing from references.bib: {sorted(cited - keys)}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_overview_states_the_budget_of_the_runtime_table(path):
+    """A chapter's "budget of N seconds" is the table's budget column (no stale number after a change)."""
+    with open(ROOT / "book" / "runtimes.csv") as fh:
+        budgets = {row["Budget (s)"] for row in csv.DictReader(fh)}
+    text = "\n".join(_source(c) for c in _cells(path) if c["cell_type"] == "markdown")
+    stated = re.findall(r"budget of\s+(\d+)\s+seconds", text)
+    assert stated, f"{path.name}: the overview no longer states the course's run-time budget"
+    assert set(stated) <= budgets and len(budgets) == 1, (path.name, stated, budgets)

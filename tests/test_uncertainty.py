@@ -170,12 +170,16 @@ def test_mc_dropout_stem_cache_gives_the_plain_samples(tiny_unet: UNet, images: 
         return original(x)
 
     tiny_unet.stem = counted  # count the stem's passes
+    firsts = []  # and the second encoder block's (a hook on the block, not on the model)
+    handle = tiny_unet.down[1].register_forward_hook(lambda module, inp, out: firsts.append(out.shape[0]))
     try:
         cached = mc_dropout(tiny_unet, images, samples=5, batch_size=2, seed=3, keep_members=True)
     finally:
         del tiny_unet.stem
+        handle.remove()
     whole = mc_dropout(plain, images, samples=5, batch_size=2, seed=3, keep_members=True)
     assert calls["stem"] == 2  # once per batch (3 images in batches of 2), not once per sample
+    assert firsts == [2, 1]  # the dropout-free second block too: once per batch, not 5 times
     assert torch.allclose(cached.members, whole.members, atol=1e-6, rtol=0)
     assert torch.allclose(cached.expected_entropy, whole.expected_entropy, atol=1e-5, rtol=0)
     with torch.no_grad():
@@ -346,3 +350,15 @@ def test_no_progress_bar_by_default(tiny_unet: UNet, images: torch.Tensor, capsy
     mc_dropout(tiny_unet, images, samples=2)
     ensemble([tiny_unet], images)
     assert capsys.readouterr().err == ""
+
+
+def test_mc_dropout_of_a_one_level_unet_runs_without_a_second_block(images: torch.Tensor) -> None:
+    torch.manual_seed(0)
+    shallow = UNet(width=4, depth=1, dropout=0.5).eval()
+    plain = _PlainUNet(**shallow.config)
+    plain.load_state_dict(shallow.state_dict())
+    assert shallow.first_block(shallow.stem(images)) is None
+    cached = mc_dropout(shallow, images, samples=3, batch_size=2, seed=4, keep_members=True)
+    whole = mc_dropout(plain, images, samples=3, batch_size=2, seed=4, keep_members=True)
+    assert torch.allclose(cached.members, whole.members, atol=1e-6, rtol=0)
+    assert float(cached.mutual_information.max()) > 0  # dropout acts: the samples differ

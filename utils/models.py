@@ -83,21 +83,28 @@ class UNet(nn.Module):
         """Return the first (full-resolution) block's output: the part before any dropout layer."""
         return self.down[0](x)
 
-    def forward_from_stem(self, h: torch.Tensor, noise: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    def first_block(self, h: torch.Tensor) -> torch.Tensor | None:
+        """Return the second encoder block's output on the :meth:`stem`'s output ``h``, before its dropout (None at depth 1)."""
+        return self.down[1](self.pool(h)) if len(self.down) > 1 else None
+
+    def forward_from_stem(
+        self, h: torch.Tensor, noise: Sequence[torch.Tensor] | None = None, first: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Return the logits from the :meth:`stem`'s output ``h``: every dropout layer lies in this part.
 
         ``noise``: the dropout masks to use, in the order of :meth:`dropout_noise` (for a slice of the
-        batch they were drawn for), instead of drawing new ones. MC dropout computes the stem once per
-        batch and only this part per sample (:func:`utils.uncertainty.mc_dropout`).
+        batch they were drawn for), instead of drawing new ones. ``first``: :meth:`first_block` of ``h``,
+        if already computed (it holds no dropout either). MC dropout computes both once per batch and
+        only the rest per sample (:func:`utils.uncertainty.mc_dropout`).
         """
         masks = None if noise is None else iter(noise)
 
         def drop(x: torch.Tensor) -> torch.Tensor:
             return self.drop(x) if masks is None else x * next(masks)
 
-        skips, x = [h], self.pool(h)
-        for block in self.down[1:]:
-            x = drop(block(x))
+        skips, x = [h], self.pool(h) if first is None else None
+        for i, block in enumerate(self.down[1:]):
+            x = drop(first if i == 0 and first is not None else block(x))
             skips.append(x)
             x = self.pool(x)
         x = drop(self.bottleneck(x))

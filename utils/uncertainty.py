@@ -251,8 +251,8 @@ _CHUNK = 16  # images per convolution call inside an MC-dropout batch (faster in
 def _sampler(model: nn.Module, dev: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     """Return one MC-dropout pass on a batch; for the course's :class:`~utils.models.UNet`, the same samples with less work.
 
-    The stem (the first block) holds no dropout layer, so every sample of a batch shares its output: it
-    is computed once per batch. Each sample's dropout masks are drawn for the whole batch, exactly as the
+    The stem (the first block) and the next encoder block hold no dropout layer, so every sample of a
+    batch shares their outputs: they are computed once per batch. Each sample's dropout masks are drawn for the whole batch, exactly as the
     plain forward pass draws them (:meth:`~utils.models.UNet.dropout_noise`), and then applied to slices
     of ``_CHUNK`` images, so that the masks, and hence the samples, do not depend on the chunking. Any
     other model (or a UNet subclass with its own ``forward``, or with forward hooks) runs whole.
@@ -262,15 +262,19 @@ def _sampler(model: nn.Module, dev: torch.device) -> Callable[[torch.Tensor], to
     cache: dict[str, torch.Tensor] = {}
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        if cache.get("batch") is not x:                  # a new batch: its stem, once
+        if cache.get("batch") is not x:                  # a new batch: its dropout-free part, once
             cache["batch"] = x
             cache["stem"] = torch.cat([model.stem(c) for c in x.to(dev).split(_CHUNK)])
-        stem = cache["stem"]
+            firsts = [model.first_block(c) for c in cache["stem"].split(_CHUNK)]
+            cache["first"] = None if firsts[0] is None else torch.cat(firsts)
+        stem, first = cache["stem"], cache["first"]
+        starts = range(0, stem.shape[0], _CHUNK)
+        parts = [None] * len(starts) if first is None else first.split(_CHUNK)
         noise = model.dropout_noise(stem.shape[0], stem)
         if noise is None:
-            return torch.cat([model.forward_from_stem(c) for c in stem.split(_CHUNK)])
-        return torch.cat([model.forward_from_stem(c, [n[i : i + _CHUNK] for n in noise])
-                          for i, c in zip(range(0, stem.shape[0], _CHUNK), stem.split(_CHUNK))])  # fmt: skip
+            return torch.cat([model.forward_from_stem(c, first=f) for c, f in zip(stem.split(_CHUNK), parts)])
+        return torch.cat([model.forward_from_stem(c, [n[i : i + _CHUNK] for n in noise], first=f)
+                          for i, c, f in zip(starts, stem.split(_CHUNK), parts)])  # fmt: skip
 
     return run
 
