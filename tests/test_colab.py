@@ -382,7 +382,7 @@ def test_setup_cell_meets_the_book_checks_and_follows_the_config(tmp_path):
 
 def test_apply_replaces_only_the_first_code_cell(tmp_path):
     module = _setup_cell_module()
-    chapter = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))[0]
+    chapter = sorted((ROOT / "book").glob("[0-9][0-9]*_*.ipynb"))[0]
     copy = tmp_path / chapter.name
     original = json.loads(chapter.read_text())
     nb = json.loads(chapter.read_text())

@@ -9,7 +9,7 @@ It tells the course's ``utils`` from any other by the marker ``__course__ = "bey
 The repository URL and branch come from ``_config.yml`` (``repository: url:`` and ``branch:``), like
 the book's launch buttons. To (re)write the first code cell of chapters, from the repository root::
 
-    python tools/setup_cell.py                  # every chapter book/[0-9][0-9]_*.ipynb
+    python tools/setup_cell.py                  # every chapter book/[0-9][0-9]*_*.ipynb
     python tools/setup_cell.py book/01_*.ipynb  # only these
 """
 
@@ -110,7 +110,7 @@ def apply(paths: Iterable[str | Path], source: str = SETUP_CELL) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     """Apply the setup cell to the notebooks named in ``argv`` (default: every chapter); print what changed."""
     args = sys.argv[1:] if argv is None else argv
-    paths = [Path(a) for a in args] or sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+    paths = [Path(a) for a in args] or sorted((ROOT / "book").glob("[0-9][0-9]*_*.ipynb"))
     for path in apply(paths):
         print(f"updated {path}")
     return 0

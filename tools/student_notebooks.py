@@ -30,8 +30,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT_DIR = ROOT / "student"
-#: A chapter is a notebook ``book/NN_name.ipynb``.
-CHAPTER_NAME = re.compile(r"^\d\d_[\w-]+\.ipynb$")
+#: A chapter is a notebook ``book/NN_name.ipynb`` (or ``book/NNx_name.ipynb``, a chapter inserted after NN).
+CHAPTER_NAME = re.compile(r"^\d\d[a-z]?_[\w-]+\.ipynb$")
 
 _EXERCISE = re.compile(r"```+\{exercise\}[ \t]*([^\n]*)\n:label:[ \t]*([\w-]+)")
 _START = re.compile(r"(`{3,})\{solution-start\}[ \t]*([\w-]+)[ \t]*\n(?::[^\n]*\n)*\1[ \t]*(?:\n|$)")
