@@ -322,3 +322,23 @@ def test_mean_ratio_and_log_ratio_difference_by_hand():
     assert log_ratio_difference(doubled, values, probe, base, n_boot=10)[0] == pytest.approx(math.log(2))
     with pytest.raises(ValueError, match="probe"):
         mean_ratio(values, probe.float(), base)
+
+
+def test_energy_distance_terms_add_up_and_read_as_distance_and_spreads():
+    from utils.annotators import energy_distance_terms, scene_energy_distances
+
+    a = torch.zeros(2, 1, 4, 4, dtype=torch.long)           # two annotators: a 2x2 and a 2x4 digit
+    a[0, 0, :2, :2] = 1
+    a[1, 0, :2, :] = 1
+    same = a[:, 0][:, None]                                  # the annotators' own maps as samples (M=2, N=1)
+    speck = torch.zeros(2, 1, 4, 4, dtype=torch.long)       # two disjoint single-pixel "samples"
+    speck[0, 0, 3, 0] = 1
+    speck[1, 0, 3, 3] = 1
+    d_sy, d_ss, d_yy = energy_distance_terms(same, a.transpose(0, 1))
+    assert torch.allclose(d_yy, torch.tensor([0.25], dtype=torch.float64))    # IoU 4/8 between the two, twice of four pairs
+    assert torch.allclose(d_sy, d_yy) and torch.allclose(d_ss, d_yy)
+    assert torch.allclose(scene_energy_distances(same, a.transpose(0, 1)), torch.zeros(1, dtype=torch.float64))
+    s_y, s_s, _ = energy_distance_terms(speck, a.transpose(0, 1))
+    assert torch.allclose(s_y, torch.ones(1, dtype=torch.float64))            # no overlap with any annotator
+    assert torch.allclose(s_s, torch.tensor([0.5], dtype=torch.float64))       # disjoint from each other, not from themselves
+    assert torch.allclose(2 * s_y - s_s - d_yy, scene_energy_distances(speck, a.transpose(0, 1)))

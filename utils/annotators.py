@@ -55,6 +55,7 @@ __all__ = [
     "correlation_sums",
     "disagreement_kind",
     "energy_distance",
+    "energy_distance_terms",
     "iou_distance",
     "label_distribution",
     "log_ratio_difference",
@@ -384,11 +385,28 @@ def scene_energy_distances(samples: torch.Tensor, annotations: torch.Tensor, mod
         raise ValueError(f"annotations must hold the same N = {samples.shape[1]} scenes as samples, got {annotations.shape[0]}")
     if samples.shape[2:] != annotations.shape[2:]:
         raise ValueError(f"samples and annotations must have the same H, W, got {tuple(samples.shape[2:])} and {tuple(annotations.shape[2:])}")
+    d_sy, d_ss, d_yy = energy_distance_terms(samples, annotations, mode, num_classes)
+    return 2 * d_sy - d_ss - d_yy
+
+
+def energy_distance_terms(samples: torch.Tensor, annotations: torch.Tensor, mode: str = "foreground",
+                          num_classes: int = NUM_CLASSES) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return the three expectations of :func:`scene_energy_distances` per scene: ``E d(S, Y)``, ``E d(S, S')``, ``E d(Y, Y')``.
+
+    The first says how far each model map is from the annotators' maps, the second how spread the model's
+    maps are, the third how spread the annotators' are; ``D^2 = 2 E d(S, Y) - E d(S, S') - E d(Y, Y')``.
+    """
+    for name, t in (("samples", samples), ("annotations", annotations)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.is_floating_point() or min(t.shape[:2]) < 1:
+            raise ValueError(f"{name} must be an integer tensor of label maps, (M, N, H, W) for samples and (N, A, H, W) "
+                             f"for annotations, got {getattr(t, 'shape', type(t).__name__)}")
+    if annotations.shape[0] != samples.shape[1]:
+        raise ValueError(f"annotations must hold the same N = {samples.shape[1]} scenes as samples, got {annotations.shape[0]}")
     y = annotations.transpose(0, 1)  # (A, N, H, W)
     d_sy = _pairwise_distances(samples, y, mode, num_classes).mean((0, 1))
     d_ss = _pairwise_distances(samples, samples, mode, num_classes).mean((0, 1))
     d_yy = _pairwise_distances(y, y, mode, num_classes).mean((0, 1))
-    return 2 * d_sy - d_ss - d_yy
+    return d_sy, d_ss, d_yy
 
 
 def energy_distance(samples: torch.Tensor, annotations: torch.Tensor, mode: str = "foreground",
