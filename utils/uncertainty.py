@@ -252,8 +252,8 @@ def _sampler(model: nn.Module, dev: torch.device) -> Callable[[torch.Tensor], to
     """Return one MC-dropout pass on a batch; for the course's :class:`~utils.models.UNet`, the same samples with less work.
 
     The stem (the first block) and the next encoder block hold no dropout layer, so every sample of a
-    batch shares their outputs: they are computed once per batch. Each sample's dropout masks are drawn for the whole batch, exactly as the
-    plain forward pass draws them (:meth:`~utils.models.UNet.dropout_noise`), and then applied to slices
+    batch shares their outputs: they are computed once per batch. Each sample's dropout masks are drawn
+    for the whole batch, exactly as the plain forward pass draws them (:meth:`~utils.models.UNet.dropout_noise`), and then applied to slices
     of ``_CHUNK`` images, so that the masks, and hence the samples, do not depend on the chunking. Any
     other model (or a UNet subclass with its own ``forward``, or with forward hooks) runs whole.
     """
@@ -270,10 +270,8 @@ def _sampler(model: nn.Module, dev: torch.device) -> Callable[[torch.Tensor], to
         stem, first = cache["stem"], cache["first"]
         starts = range(0, stem.shape[0], _CHUNK)
         parts = [None] * len(starts) if first is None else first.split(_CHUNK)
-        noise = model.dropout_noise(stem.shape[0], stem)
-        if noise is None:
-            return torch.cat([model.forward_from_stem(c, first=f) for c, f in zip(stem.split(_CHUNK), parts)])
-        return torch.cat([model.forward_from_stem(c, [n[i : i + _CHUNK] for n in noise], first=f)
+        noise = model.dropout_noise(stem.shape[0], stem)  # None when dropout is off
+        return torch.cat([model.forward_from_stem(c, None if noise is None else [n[i : i + _CHUNK] for n in noise], f)
                           for i, c, f in zip(starts, stem.split(_CHUNK), parts)])  # fmt: skip
 
     return run
