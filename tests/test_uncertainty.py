@@ -10,7 +10,7 @@ from torch import nn
 from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
 from utils.models import UNet
-from utils.uncertainty import Predictive, decompose, ensemble, entropy, mc_dropout, single
+from utils.uncertainty import Predictive, decompose, ensemble, entropy, foreground_or_background, mc_dropout, single
 
 
 @pytest.fixture(scope="module")
@@ -362,3 +362,28 @@ def test_mc_dropout_of_a_one_level_unet_runs_without_a_second_block(images: torc
     whole = mc_dropout(plain, images, samples=3, batch_size=2, seed=4, keep_members=True)
     assert torch.allclose(cached.members, whole.members, atol=1e-6, rtol=0)
     assert float(cached.mutual_information.max()) > 0  # dropout acts: the samples differ
+
+
+def test_foreground_or_background_collapses_classes() -> None:
+    p = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])  # (2 pixels, 3 classes)
+    two = foreground_or_background(p, dim=1)
+    assert torch.allclose(two, torch.tensor([[0.7, 0.3], [0.1, 0.9]]))
+    # another background class and another dim
+    assert torch.allclose(foreground_or_background(p.T, dim=0, background=2), torch.tensor([[0.1, 0.6], [0.9, 0.4]]))
+    # members (T, N, K, H, W): two members that agree on the background share but not on the digit
+    # have no mutual information about "digit or background", only about which digit.
+    members = torch.tensor([[0.5, 0.5, 0.0], [0.5, 0.0, 0.5]]).view(2, 1, 3, 1, 1)
+    _, _, mi = decompose(members)
+    _, ee2, mi2 = decompose(foreground_or_background(members, dim=2))
+    assert mi.item() > 0.3 and mi2.item() == pytest.approx(0.0, abs=1e-7)
+    assert ee2.item() == pytest.approx(math.log(2))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"dim": 2}, "dim"), ({"dim": True}, "dim"), ({"background": 3}, "background"),
+    ({"background": -1}, "background"), ({"background": 1.0}, "background")])
+def test_foreground_or_background_rejects_bad_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        foreground_or_background(torch.full((2, 3), 1 / 3), **kwargs)
+    with pytest.raises(TypeError, match="probs"):
+        foreground_or_background(torch.ones(2, 3, dtype=torch.long))

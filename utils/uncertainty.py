@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .models import UNet, _check_images, forward_logits, mc_dropout_mode
 
-__all__ = ["Predictive", "decompose", "ensemble", "entropy", "mc_dropout", "single"]
+__all__ = ["Predictive", "decompose", "ensemble", "entropy", "foreground_or_background", "mc_dropout", "single"]
 
 
 def entropy(probs: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -103,6 +103,22 @@ def decompose(member_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
     epistemic = (total - aleatoric).clamp_min(0.0)
     return total, aleatoric, epistemic
 
+
+
+def foreground_or_background(probs: torch.Tensor, dim: int = 1, background: int = 0) -> torch.Tensor:
+    """Collapse class probabilities along ``dim`` into two: ``(p_background, 1 - p_background)``.
+
+    The entropies of the result ask only "object or background?", the question on an object's rim.
+    """
+    if not isinstance(probs, torch.Tensor) or not probs.is_floating_point():
+        raise TypeError(f"probs must be a floating-point torch.Tensor, got {type(probs).__name__}")
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -probs.ndim <= dim < probs.ndim:
+        raise ValueError(f"dim must be an int in [{-probs.ndim}, {probs.ndim - 1}], got {dim!r}")
+    k = probs.shape[dim]
+    if isinstance(background, bool) or not isinstance(background, int) or not 0 <= background < k:
+        raise ValueError(f"background must be a class index in [0, {k - 1}], got {background!r}")
+    bg = probs.select(dim, background)
+    return torch.stack([bg, 1 - bg], dim=dim)
 
 # --------------------------------------------------------------------------------------------------
 # running models
