@@ -342,3 +342,40 @@ def test_energy_distance_terms_add_up_and_read_as_distance_and_spreads():
     assert torch.allclose(s_y, torch.ones(1, dtype=torch.float64))            # no overlap with any annotator
     assert torch.allclose(s_s, torch.tensor([0.5], dtype=torch.float64))       # disjoint from each other, not from themselves
     assert torch.allclose(2 * s_y - s_s - d_yy, scene_energy_distances(speck, a.transpose(0, 1)))
+
+
+def test_glyph_boxes_hold_each_kind_and_exclude_the_others():
+    data = AnnotatorScenes("test", 20)
+    boxes = {k: data.glyph_boxes(k) for k in KINDS}
+    # no pixel is in the boxes of two kinds, and every reference digit pixel of a glyph lies in its own box
+    assert not (boxes["agreed"] & boxes["ambiguous"]).any() and not (boxes["agreed"] & boxes["boundary"]).any()
+    for n, scene in enumerate(data.glyphs):
+        for j, g in enumerate(scene):
+            top, left, h, w = g.box
+            own = data.instances[n] == j + 1
+            box = torch.zeros_like(own)
+            box[top:top + h, left:left + w] = True
+            assert not (own & ~box).any()
+            alone = all(o is g or not _overlap(o.box, g.box) for o in scene if o.kind != g.kind)
+            if alone:  # a box that no glyph of another kind overlaps is wholly in its kind's mask
+                assert boxes[g.kind][n][box].all()
+    # class disagreement lies only in the boxes of ambiguous glyphs, overlaps with other kinds included
+    assert not ((data.kind() == 1) & ~_all_boxes(data, "ambiguous")).any()
+    with pytest.raises(ValueError, match="kind"):
+        data.glyph_boxes("thick")
+
+
+def _overlap(a, b):
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def _all_boxes(data, kind):
+    """Pixels in the box of any glyph of ``kind``, overlaps with other kinds included."""
+    s = data.config.size
+    m = torch.zeros(len(data.glyphs), s, s, dtype=torch.bool)
+    for n, scene in enumerate(data.glyphs):
+        for g in scene:
+            if g.kind == kind:
+                top, left, h, w = g.box
+                m[n, top:top + h, left:left + w] = True
+    return m

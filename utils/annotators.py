@@ -273,6 +273,19 @@ class AnnotatorScenes(DigitScenes):
         """Kind of disagreement per pixel ``(N, H, W)`` uint8: 0 agreed, 1 class, 2 boundary (see :func:`disagreement_kind`)."""
         return disagreement_kind(self.annotations)
 
+    def glyph_boxes(self, kind: str) -> torch.Tensor:
+        """Pixels ``(N, H, W)`` bool inside the box of a glyph of ``kind`` and of no glyph of another kind."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        s = self.config.size
+        inside = torch.zeros(len(self.glyphs), s, s, dtype=torch.bool)
+        other = torch.zeros_like(inside)
+        for n, scene in enumerate(self.glyphs):
+            for g in scene:
+                top, left, h, w = g.box
+                (inside if g.kind == kind else other)[n, top:top + h, left:left + w] = True
+        return inside & ~other
+
 
 # --------------------------------------------------------------------------------------------------
 # the annotators' disagreement per pixel
