@@ -36,6 +36,15 @@ def test_notebook_committed_without_outputs(path):
     assert not dirty, f"{path.name}: code cells {dirty} hold outputs or execution counts; clear them before committing"
 
 
+@pytest.mark.parametrize("path", [*CHAPTERS, ROOT / "book" / "teaching_guide.ipynb"], ids=lambda p: p.name)
+def test_every_cell_has_a_unique_id(path):
+    """nbformat 4.5 cell ids: a cell without one makes every build warn (MissingIDFieldWarning)."""
+    ids = [c.get("id") for c in _cells(path)]
+    missing = [i for i, c in enumerate(ids) if not c]
+    assert not missing, f"{path.name}: cells {missing} have no id; add one (nbformat.validator.normalize)"
+    assert len(set(ids)) == len(ids), f"{path.name}: cell ids repeat"
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_setup_cell_installs_from_the_configured_repository(path):
     url = _config()["repository"]["url"].rstrip("/")
