@@ -379,3 +379,14 @@ def _all_boxes(data, kind):
                 top, left, h, w = g.box
                 m[n, top:top + h, left:left + w] = True
     return m
+
+
+def test_energy_distance_terms_refuse_mismatched_label_maps():
+    from utils.annotators import energy_distance_terms
+    samples, annotations = torch.zeros(2, 3, 8, 8, dtype=torch.long), torch.zeros(3, 4, 8, 8, dtype=torch.long)
+    with pytest.raises(ValueError, match="H, W"):
+        energy_distance_terms(samples, annotations[..., :6])
+    with pytest.raises(ValueError, match="same N"):
+        energy_distance_terms(samples, annotations[:2])
+    with pytest.raises(ValueError, match="integer tensor"):
+        energy_distance_terms(samples.float(), annotations)

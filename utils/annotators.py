@@ -381,6 +381,18 @@ def _pairwise_distances(a: torch.Tensor, b: torch.Tensor, mode: str, num_classes
     return torch.where(present > 0, 1.0 - iou_sum / present.clamp_min(1), 0.0)
 
 
+def _check_label_map_sets(samples: torch.Tensor, annotations: torch.Tensor) -> None:
+    """Refuse anything but integer label maps ``(M, N, H, W)`` and ``(N, A, H, W)`` of the same N, H and W."""
+    for name, t in (("samples", samples), ("annotations", annotations)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.is_floating_point() or min(t.shape[:2]) < 1:
+            raise ValueError(f"{name} must be an integer tensor of label maps, (M, N, H, W) for samples and (N, A, H, W) "
+                             f"for annotations, got {getattr(t, 'shape', type(t).__name__)}")
+    if annotations.shape[0] != samples.shape[1]:
+        raise ValueError(f"annotations must hold the same N = {samples.shape[1]} scenes as samples, got {annotations.shape[0]}")
+    if samples.shape[2:] != annotations.shape[2:]:
+        raise ValueError(f"samples and annotations must have the same H, W, got {tuple(samples.shape[2:])} and {tuple(annotations.shape[2:])}")
+
+
 def scene_energy_distances(samples: torch.Tensor, annotations: torch.Tensor, mode: str = "foreground",
                            num_classes: int = NUM_CLASSES) -> torch.Tensor:
     """Return Kohl et al. (2018)'s generalised energy distance of every scene ``(N,)`` float64.
@@ -390,14 +402,6 @@ def scene_energy_distances(samples: torch.Tensor, annotations: torch.Tensor, mod
     (:func:`iou_distance`). Each expectation is the mean over all pairs of the empirical distributions, the
     same member twice included (as Kohl et al.'s evaluation code does), so two equal sets have distance 0.
     """
-    for name, t in (("samples", samples), ("annotations", annotations)):
-        if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.is_floating_point() or min(t.shape[:2]) < 1:
-            raise ValueError(f"{name} must be an integer tensor of label maps, (M, N, H, W) for samples and (N, A, H, W) "
-                             f"for annotations, got {getattr(t, 'shape', type(t).__name__)}")
-    if annotations.shape[0] != samples.shape[1]:
-        raise ValueError(f"annotations must hold the same N = {samples.shape[1]} scenes as samples, got {annotations.shape[0]}")
-    if samples.shape[2:] != annotations.shape[2:]:
-        raise ValueError(f"samples and annotations must have the same H, W, got {tuple(samples.shape[2:])} and {tuple(annotations.shape[2:])}")
     d_sy, d_ss, d_yy = energy_distance_terms(samples, annotations, mode, num_classes)
     return 2 * d_sy - d_ss - d_yy
 
@@ -409,12 +413,7 @@ def energy_distance_terms(samples: torch.Tensor, annotations: torch.Tensor, mode
     The first says how far each model map is from the annotators' maps, the second how spread the model's
     maps are, the third how spread the annotators' are; ``D^2 = 2 E d(S, Y) - E d(S, S') - E d(Y, Y')``.
     """
-    for name, t in (("samples", samples), ("annotations", annotations)):
-        if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.is_floating_point() or min(t.shape[:2]) < 1:
-            raise ValueError(f"{name} must be an integer tensor of label maps, (M, N, H, W) for samples and (N, A, H, W) "
-                             f"for annotations, got {getattr(t, 'shape', type(t).__name__)}")
-    if annotations.shape[0] != samples.shape[1]:
-        raise ValueError(f"annotations must hold the same N = {samples.shape[1]} scenes as samples, got {annotations.shape[0]}")
+    _check_label_map_sets(samples, annotations)
     y = annotations.transpose(0, 1)  # (A, N, H, W)
     d_sy = _pairwise_distances(samples, y, mode, num_classes).mean((0, 1))
     d_ss = _pairwise_distances(samples, samples, mode, num_classes).mean((0, 1))
