@@ -104,7 +104,6 @@ def decompose(member_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
     return total, aleatoric, epistemic
 
 
-
 def foreground_or_background(probs: torch.Tensor, dim: int = 1, background: int = 0) -> torch.Tensor:
     """Collapse class probabilities along ``dim`` into two: ``(p_background, 1 - p_background)``.
 
@@ -119,6 +118,7 @@ def foreground_or_background(probs: torch.Tensor, dim: int = 1, background: int 
         raise ValueError(f"background must be a class index in [0, {k - 1}], got {background!r}")
     bg = probs.select(dim, background)
     return torch.stack([bg, 1 - bg], dim=dim)
+
 
 # --------------------------------------------------------------------------------------------------
 # running models
